@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,18 @@ def build_registry(store: PolicyStore, synced: asyncio.Event | None = None) -> k
     """Handlers that keep the store current. Pure callbacks into `store`; no API calls of their own."""
     registry = kopf.OperatorRegistry()
 
-    @kopf.index(GROUP, VERSION, PLURAL, registry=registry)
-    def policy_index(name: str, spec: Any, **_: Any) -> dict[str, Any]:
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In-cluster ServiceAccount or kubeconfig, through the `kubernetes` package (run once, at start)."""
+        return kopf.login_via_client(**kwargs)
+
+    # async handlers: they run on the event loop, so the store is never written from a thread
+    @kopf.index(GROUP, VERSION, PLURAL, id="policy_index", registry=registry)
+    async def policy_index(name: str, spec: Any, **_: Any) -> dict[str, Any]:
         return {name: dict(spec or {})}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def policy_event(type: str | None, name: str, spec: Any, logger: kopf.Logger, **_: Any) -> None:
+    async def policy_event(type: str | None, name: str, spec: Any, logger: kopf.Logger, **_: Any) -> None:
         if type == "DELETED":
             store.delete_compatibility_policy(name)
             logger.info("CompatibilityPolicy %s removed", name)
@@ -86,7 +93,7 @@ def build_registry(store: PolicyStore, synced: asyncio.Event | None = None) -> k
             logger.error("%s", exc)
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)  # type: ignore[arg-type]
-    def namespace_event(
+    async def namespace_event(
         type: str | None, name: str, labels: Any, policy_index: kopf.Index[str, Any], **_: Any
     ) -> None:
         if type == "DELETED":
@@ -138,7 +145,8 @@ def run_cluster(args: argparse.Namespace) -> int:
         settings.admission.server = server
         settings.admission.managed = None
         settings.posting.level = logging.WARNING
-        settings.watching.server_timeout = 300
+        # a watch is re-established this often (the API server's timeoutSeconds)
+        settings.watching.server_timeout = float(os.environ.get("DDCOMPAT_WATCH_TIMEOUT", "300"))
         settings.networking.request_timeout = 30
 
     kopf.run(registry=registry, standalone=True, clusterwide=True)
