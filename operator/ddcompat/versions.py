@@ -7,6 +7,7 @@ ranges that `packaging` would otherwise exclude from them by default.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -24,11 +25,13 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_version(text: str) -> Version:
     """Parse ``2.21.0``, ``v2.21.0`` or ``3.11``; raise `InvalidVersion` for anything else.
 
     Unlike `packaging` alone, surrounding blanks are not accepted silently from annotations:
     the caller strips what it reads, so that what we show is what was written.
+    Memoised: a cluster runs few distinct versions, and `Version` objects are immutable.
     """
     if not isinstance(text, str) or not text or text != text.strip():
         raise InvalidVersion(f"not a version: {text!r}")
