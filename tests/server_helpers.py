@@ -137,3 +137,14 @@ def admission_review(
             "dryRun": dry_run,
         },
     }
+
+
+def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
+    """`ddcompat serve --local` expected to stop at start-up (bad certificate, bad policy)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ddcompat.cli", "serve", "--local", "--port", str(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )

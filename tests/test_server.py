@@ -8,8 +8,6 @@ import json
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import pytest
 
 from conftest import make_pod
 from ddcompat import certs
-from server_helpers import ROOT, Server, admission_review, free_port, running_server
+from server_helpers import Server, admission_review, running_server, serve_once
 
 DENIED = dict(ddtrace="2.20.0", python="3.12", capabilities="iast")  # deny: IAST needs 2.21.0
 WARNED = dict(ddtrace="4.2.0", python="3.12", capabilities="threat-detection", frameworks="tornado=6.4")
@@ -281,25 +279,7 @@ def test_expired_certificate_stops_start_up_with_a_reason(tmp_path: Path) -> Non
         days=1,
         now=datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30),
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddcompat.cli",
-            "serve",
-            "--local",
-            "--port",
-            str(free_port()),
-            "--tls-cert",
-            str(old.cert),
-            "--tls-key",
-            str(old.key),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-    )
+    proc = serve_once("--tls-cert", str(old.cert), "--tls-key", str(old.key))
     assert proc.returncode == 2 and "expired" in proc.stderr
 
 
@@ -307,23 +287,7 @@ def test_broken_policy_override_stops_start_up_and_reload_keeps_last_good(tmp_pa
     override = tmp_path / "policy"
     override.mkdir()
     (override / "lines.yaml").write_text("version: 'bad'\nrelease_lines: 7\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ddcompat.cli",
-            "serve",
-            "--local",
-            "--port",
-            str(free_port()),
-            "--policy-dir",
-            str(override),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-    )
+    proc = serve_once("--policy-dir", str(override))
     assert proc.returncode == 2 and "lines.yaml" in proc.stderr and "release_lines" in proc.stderr
 
     (override / "lines.yaml").write_text("version: 'acme-1'\ninjection: {init_image: x, default_tag: v3}\n")

@@ -144,7 +144,22 @@ def _log_line(outcome: Outcome, elapsed: float) -> str:
 # TLS: TLS ≥ 1.2 from files, reloaded in place on rotation (no listener restart, no failed request)
 
 
-class CertReloader:
+class _FilePoller:
+    """Polls files every `interval` seconds: cheap (two stats), and it works on every volume type,
+    including the symlink swaps kubelet does for Secret and ConfigMap volumes, where inotify misses changes."""
+
+    interval: float
+
+    def reload_if_changed(self) -> bool:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.reload_if_changed()
+
+
+class CertReloader(_FilePoller):
     """Watches the cert/key files and loads a new chain into the live SSLContext.
 
     Loading into the same context affects new handshakes only; connections in flight keep theirs.
@@ -182,11 +197,6 @@ class CertReloader:
         logger.info("TLS certificate reloaded from %s", self.cert)
         return True
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            self.reload_if_changed()
-
 
 class CertificateError(ValueError):
     pass
@@ -216,7 +226,7 @@ def check_certificate(path: Path, now: datetime.datetime | None = None) -> None:
 # Policy hot reload
 
 
-class PolicyReloader:
+class PolicyReloader(_FilePoller):
     """Re-reads the override directory when it changes; a broken file keeps the last good policy."""
 
     def __init__(
@@ -252,11 +262,6 @@ class PolicyReloader:
         self.metrics.set_policy(policy.version)
         logger.info("policy %s loaded from %s", policy.version, self.path)
         return True
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            self.reload_if_changed()
 
 
 # --------------------------------------------------------------------------------------------------
