@@ -145,8 +145,8 @@ def _log_line(outcome: Outcome, elapsed: float) -> str:
 
 
 class _FilePoller:
-    """Polls files every `interval` seconds: cheap (two stats), and it works on every volume type,
-    including the symlink swaps kubelet does for Secret and ConfigMap volumes, where inotify misses changes."""
+    """Polls files every `interval` seconds: cheap (a few stats), and it works on every volume type,
+    including the symlink swaps kubelet does for Secret and ConfigMap volumes, where inotify misses them."""
 
     interval: float
 
