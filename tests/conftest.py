@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
+from pathlib import Path
 from typing import Any
+
+# Test this checkout, whatever an editable install elsewhere points at: pytest's `pythonpath` puts
+# operator/ first for this process; subprocesses (the CLI, the server) inherit it through PYTHONPATH.
+_SOURCE = str(Path(__file__).resolve().parent.parent / "operator")
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE, os.environ.get("PYTHONPATH")) if p)
 
 import pytest
 

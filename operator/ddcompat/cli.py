@@ -20,7 +20,7 @@ from .decide import MODES
 from .facts import NotAWorkload, workload_from_object
 from .manifests import InputError, read_documents
 from .policy import CAPABILITY_IDS, PolicyError, load_policy
-from .review import BadReview, Reviewer
+from .review import BadReview, ImageLookup, Reviewer
 from .store import PolicyStore
 
 EXIT_OK, EXIT_DENY, EXIT_USAGE = 0, 1, 2
@@ -64,6 +64,12 @@ def _common(p: argparse.ArgumentParser, *, mode_default: str, registry: bool = T
             default=2.0,
             metavar="SECONDS",
             help="time budget for all image lookups of one object (default 2)",
+        )
+        p.add_argument(
+            "--registry-ca",
+            default=None,
+            metavar="FILE",
+            help="extra CA bundle for registries (system CAs are always trusted)",
         )
 
 
@@ -152,8 +158,18 @@ def _reviewer(args: argparse.Namespace) -> Reviewer:
     policy = load_policy(args.policy_dir)
     store = PolicyStore(policy, default_mode=args.mode)
     now: datetime.date | None = args.now
-    images = None  # registry lookups: wired in by the registry module when it is available
-    return Reviewer(store, today=(lambda: now) if now else None, images=images)
+    return Reviewer(store, today=(lambda: now) if now else None, images=image_lookup(args))
+
+
+def image_lookup(args: argparse.Namespace) -> ImageLookup | None:
+    """The registry lookup the flags ask for; `None` with --offline (image facts absent)."""
+    if getattr(args, "offline", True):
+        return None
+    from .registry import make_lookup
+
+    return make_lookup(
+        insecure=tuple(args.insecure_registry), budget=args.registry_budget, ca_bundle=args.registry_ca
+    )
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 import kopf
 
+from .cli import image_lookup
 from .metrics import Metrics
 from .policy import load_policy
 from .review import Reviewer
@@ -129,7 +130,7 @@ def run_cluster(args: argparse.Namespace) -> int:
     )
     store.namespaces_loaded = store.policies_loaded = False
     metrics = Metrics()
-    reviewer = Reviewer(store, today=(lambda: args.now) if args.now else None)
+    reviewer = Reviewer(store, today=(lambda: args.now) if args.now else None, images=image_lookup(args))
     webhook = WebhookApp(reviewer, metrics, ready=lambda: store.namespaces_loaded)
     reloader = CertReloader(Path(args.tls_cert), Path(args.tls_key), metrics)
     background: list[Callable[[], Any]] = [reloader.run]

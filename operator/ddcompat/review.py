@@ -77,15 +77,17 @@ class Reviewer:
         if effective.mode == "off":
             return Judgement(Decision("allow", True), (), effective)
         policy = self.store.policy
-        image_facts: Mapping[str, ImageFacts] | None = None
+        pod = extract_pod_facts(workload, policy)
         if self.images is not None:
-            names = [
-                c.get("image") for c in workload.pod_spec.get("containers") or [] if isinstance(c, Mapping)
+            # the registry is consulted only for facts that no higher source gave
+            wanted = [
+                c.image
+                for c in pod.containers
+                if c.image and (c.ddtrace is None or c.python is None) and c.ddtrace_unresolved is None
             ]
-            wanted = [n for n in names if isinstance(n, str) and n]
             if wanted:
-                image_facts = await self.images(workload, wanted)
-        pod = extract_pod_facts(workload, policy, image_facts)
+                image_facts: Mapping[str, ImageFacts] = await self.images(workload, wanted)
+                pod = extract_pod_facts(workload, policy, image_facts)
         findings = evaluate_pod(pod, policy, self.today(), effective.severities, effective.require_versions)
         return Judgement(decide(findings, effective.mode, workload.controlled), tuple(findings), effective)
 

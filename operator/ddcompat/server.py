@@ -27,6 +27,7 @@ from aiohttp import web
 from cryptography import x509
 
 from . import certs
+from .cli import image_lookup
 from .metrics import Metrics
 from .policy import PolicyError, load_policy
 from .review import BadReview, Outcome, Reviewer
@@ -346,7 +347,7 @@ async def _serve_local(args: argparse.Namespace) -> int:
         policy, default_mode=args.mode, exempt_namespaces=(args.namespace, *args.exempt_namespace)
     )
     now = args.now
-    reviewer = Reviewer(store, today=(lambda: now) if now else None)
+    reviewer = Reviewer(store, today=(lambda: now) if now else None, images=image_lookup(args))
     metrics = Metrics()
     webhook = WebhookApp(reviewer, metrics)
     host = args.host or "127.0.0.1"

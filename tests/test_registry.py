@@ -1,0 +1,331 @@
+"""Image metadata from a real registry (Debian's docker-registry on loopback): versions with no annotations,
+indexes and platforms, digests verified, auth, and the budget that keeps admission fast when it misbehaves."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import bcrypt
+import pytest
+from aiohttp import web
+
+from conftest import make_pod
+from ddcompat import certs
+from ddcompat.facts import workload_from_object
+from ddcompat.registry import ImageLookup, RegistryClient, credentials_from_dockerconfig, make_lookup
+from registry_helpers import Registry, running_registry
+from server_helpers import ROOT, free_port
+
+PY314_DDTRACE_2 = {
+    "env": ["PATH=/usr/local/bin", "PYTHON_VERSION=3.14.1"],
+    "labels": {"com.datadoghq.ddtrace.version": "2.20.0"},
+}
+
+
+def plain_pod(
+    image: str, *, env: dict[str, str] | None = None, arch: str | None = None, **kw: Any
+) -> dict[str, Any]:
+    pod = make_pod(env=env, node_selector={"kubernetes.io/arch": arch} if arch else None, **kw)
+    pod["spec"]["containers"][0]["image"] = image
+    return pod
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with running_registry(tmp_path_factory.mktemp("registry")) as (proc, port):
+        reg = Registry(f"127.0.0.1:{port}", "http")
+        reg.push_image("shop/web", "1.0", **PY314_DDTRACE_2)
+        amd = reg.push_image(
+            "shop/multi",
+            None,
+            env=["PYTHON_VERSION=3.12.1"],
+            labels={"com.datadoghq.ddtrace.version": "4.1.0"},
+            arch="amd64",
+        )
+        arm = reg.push_image(
+            "shop/multi",
+            None,
+            env=["PYTHON_VERSION=3.8.10"],
+            labels={"com.datadoghq.ddtrace.version": "4.1.0"},
+            arch="arm64",
+        )
+        reg.push_index("shop/multi", "oci", [("amd64", None, amd), ("arm64", "v8", arm)])
+        damd = reg.push_image(
+            "shop/dmulti",
+            None,
+            env=["PYTHON_VERSION=3.12.1"],
+            labels={"com.datadoghq.ddtrace.version": "4.1.0"},
+            arch="amd64",
+            docker=True,
+        )
+        darm = reg.push_image(
+            "shop/dmulti",
+            None,
+            env=["PYTHON_VERSION=3.8.10"],
+            labels={"com.datadoghq.ddtrace.version": "4.1.0"},
+            arch="arm64",
+            docker=True,
+        )
+        reg.push_index("shop/dmulti", "list", [("amd64", None, damd), ("arm64", "v8", darm)], docker=True)
+        reg.push_image("shop/sidecar", "1", env=["PATH=/bin"])
+        yield reg, proc
+
+
+def check(host: str, pod: dict[str, Any], *extra: str) -> tuple[dict[str, Any], float]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ddcompat.cli",
+            "check",
+            "-o",
+            "json",
+            "--now",
+            "2026-11-24",
+            "--insecure-registry",
+            host,
+            *extra,
+            "-",
+        ],
+        input=json.dumps(pod),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout)["results"][0], time.monotonic() - started
+
+
+def by_code(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["code"]: f for f in result["findings"]}
+
+
+def test_versions_come_from_the_image_with_no_annotations(registry: Any) -> None:
+    reg, _ = registry
+    result, _ = check(reg.host, plain_pod(f"{reg.host}/shop/web:1.0", env={"DD_IAST_ENABLED": "true"}))
+    found = by_code(result)
+    assert result["decision"] == "deny"
+    assert set(found) == {"CAPABILITY_UNSUPPORTED", "PYTHON_UNSUPPORTED", "RELEASE_EOL"}
+    assert "label com.datadoghq.ddtrace.version" in found["CAPABILITY_UNSUPPORTED"]["message"]
+    assert "env PYTHON_VERSION" in found["PYTHON_UNSUPPORTED"]["message"]
+
+
+def test_image_label_alone_is_a_tracer_signal(registry: Any) -> None:
+    reg, _ = registry
+    result, _ = check(reg.host, plain_pod(f"{reg.host}/shop/web:1.0"))
+    assert set(by_code(result)) == {"PYTHON_UNSUPPORTED", "RELEASE_EOL"}
+
+
+@pytest.mark.parametrize("tag", ["shop/multi:oci", "shop/dmulti:list"])
+def test_index_platform_follows_the_pods_arch(registry: Any, tag: str) -> None:
+    reg, _ = registry
+    image = f"{reg.host}/{tag}"
+    arm, _ = check(reg.host, plain_pod(image, arch="arm64"))
+    assert "PYTHON_UNSUPPORTED" in by_code(arm) and "3.8" in by_code(arm)["PYTHON_UNSUPPORTED"]["message"]
+    default, _ = check(reg.host, plain_pod(image))  # no arch: the configured default (amd64) entry
+    assert default["decision"] == "allow" and default["findings"] == []
+
+
+def test_annotations_beat_image_metadata(registry: Any) -> None:
+    reg, _ = registry
+    result, _ = check(reg.host, plain_pod(f"{reg.host}/shop/web:1.0", ddtrace="4.2.0", python="3.12"))
+    assert result["findings"] == []
+
+
+def test_offline_reads_no_image(registry: Any) -> None:
+    reg, _ = registry
+    result, _ = check(
+        reg.host, plain_pod(f"{reg.host}/shop/web:1.0", env={"DD_IAST_ENABLED": "true"}), "--offline"
+    )
+    assert set(by_code(result)) == {"VERSION_UNKNOWN"}
+
+
+def test_registry_down_fails_open_fast_and_sidecars_stay_quiet(tmp_path: Path) -> None:
+    host = f"127.0.0.1:{free_port()}"  # nothing listens here
+    pod = plain_pod(
+        f"{host}/shop/web:1.0",
+        env={"DD_APPSEC_ENABLED": "true"},
+        extra_containers=[{"name": "envoy", "image": f"{host}/envoy:1"}],
+    )
+    result, elapsed = check(host, pod)
+    found = by_code(result)
+    assert result["decision"] == "warn" and found["IMAGE_METADATA_UNAVAILABLE"]["container"] == "web"
+    assert {f["container"] for f in result["findings"]} == {"web"}
+    assert elapsed < 8
+
+
+# --- misbehaving registries, in process ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def proxy(registry: Any) -> AsyncIterator[Any]:
+    """A proxy in front of the registry whose behaviour a test sets: pass, tamper, stall."""
+    reg, _ = registry
+    state = {"mode": "pass"}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if state["mode"] == "stall":
+            await asyncio.sleep(30)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method,
+                f"http://{reg.host}{request.rel_url}",
+                headers={
+                    k: v for k, v in request.headers.items() if k.lower() in ("accept", "authorization")
+                },
+                allow_redirects=False,
+            ) as upstream,
+        ):
+            body = await upstream.read()
+            if state["mode"] == "tamper" and b"PYTHON_VERSION" in body:
+                body = body.replace(b"3.14.1", b"3.11.1")  # same size, different bytes
+            headers = {
+                k: v
+                for k, v in upstream.headers.items()
+                if k.lower() in ("content-type", "docker-content-digest", "location")
+            }
+            return web.Response(status=upstream.status, body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"127.0.0.1:{port}", state
+    await runner.cleanup()
+
+
+async def lookup_web(lookup: ImageLookup, host: str, **kw: Any) -> Any:
+    pod = plain_pod(f"{host}/shop/web:1.0", **kw)
+    image = pod["spec"]["containers"][0]["image"]
+    return (await lookup(workload_from_object(pod), [image]))[image]
+
+
+async def test_tampered_config_is_not_trusted(proxy: Any) -> None:
+    host, state = proxy
+    state["mode"] = "tamper"
+    lookup = make_lookup(insecure=[host], budget=2.0)
+    facts = await lookup_web(lookup, host)
+    await lookup.close()
+    assert facts.python is None and facts.unavailable and "not trusted" in facts.unavailable
+
+
+async def test_stalled_registry_the_budget_holds(proxy: Any) -> None:
+    host, state = proxy
+    state["mode"] = "stall"
+    lookup = make_lookup(insecure=[host], budget=0.5)
+    started = time.monotonic()
+    facts = await lookup_web(lookup, host)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0 and facts.unavailable and "within 0.5 s" in facts.unavailable
+    # other requests don't wait on it: a second lookup joins the one in flight, within the budget again
+    started = time.monotonic()
+    await lookup_web(lookup, host)
+    assert time.monotonic() - started < 1.0
+    await lookup.close()
+
+
+async def test_warm_cache_answers_without_the_registry(registry: Any, proxy: Any) -> None:
+    host, state = proxy
+    lookup = make_lookup(insecure=[host], budget=2.0)
+    cold = await lookup_web(lookup, host)
+    assert cold.ddtrace is not None and str(cold.ddtrace.value) == "2.20.0"
+    state["mode"] = "stall"  # the registry is gone as far as we can tell; the cache still answers
+    started = time.perf_counter()
+    warm = await lookup_web(lookup, host)
+    assert time.perf_counter() - started < 0.05 and warm == cold
+    assert lookup.stats.hits == 1 and lookup.stats.misses == 1
+    await lookup.close()
+
+
+async def test_htpasswd_tls_registry_with_a_pull_secret(tmp_path: Path) -> None:
+    tls = certs.generate(tmp_path / "tls", ["127.0.0.1"])
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"puller:{bcrypt.hashpw(b's3cret', bcrypt.gensalt(rounds=4)).decode()}\n")
+    with running_registry(tmp_path, htpasswd=htpasswd, tls=(tls.cert, tls.key)) as (_, port):
+        host = f"127.0.0.1:{port}"
+        reg = Registry(host, "https", auth=("puller", "s3cret"), cafile=tls.ca)
+        await asyncio.to_thread(reg.push_image, "team/api", "2", **PY314_DDTRACE_2)
+        secret = {"auths": {host: {"auth": base64.b64encode(b"puller:s3cret").decode()}}}
+        lookup = make_lookup(
+            budget=3.0, ca_bundle=str(tls.ca), credentials=credentials_from_dockerconfig(secret)
+        )
+        pod = plain_pod(f"{host}/team/api:2")
+        facts = (await lookup(workload_from_object(pod), [f"{host}/team/api:2"]))[f"{host}/team/api:2"]
+        await lookup.close()
+        assert facts.python is not None and str(facts.python.value) == "3.14.1"
+        anonymous = make_lookup(budget=3.0, ca_bundle=str(tls.ca))
+        denied = (await anonymous(workload_from_object(pod), [f"{host}/team/api:2"]))[f"{host}/team/api:2"]
+        await anonymous.close()
+        assert denied.unavailable and "credentials" in denied.unavailable
+        untrusted = make_lookup(budget=3.0)  # system CAs only: our test CA is not trusted, TLS is verified
+        refused = (await untrusted(workload_from_object(pod), [f"{host}/team/api:2"]))[f"{host}/team/api:2"]
+        await untrusted.close()
+        assert refused.unavailable is not None
+
+
+async def test_bearer_token_flow(registry: Any) -> None:
+    """A registry that challenges with Bearer: the client fetches a token (Basic creds) and retries."""
+    reg, _ = registry
+    seen: dict[str, Any] = {}
+
+    async def token(request: web.Request) -> web.Response:
+        seen["token_auth"] = request.headers.get("Authorization")
+        seen["scope"] = request.query.get("scope")
+        return web.json_response({"token": "t0k3n", "expires_in": 300})
+
+    async def api(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") != "Bearer t0k3n":
+            return web.Response(
+                status=401,
+                headers={
+                    "WWW-Authenticate": f'Bearer realm="http://127.0.0.1:{port}/token",service="test",scope="repository:shop/web:pull"'
+                },
+            )
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(
+                request.method,
+                f"http://{reg.host}{request.rel_url}",
+                headers={"Accept": request.headers.get("Accept", "")},
+            ) as up,
+        ):
+            body = await up.read()
+            hdrs = {
+                k: v for k, v in up.headers.items() if k.lower() in ("content-type", "docker-content-digest")
+            }
+            return web.Response(status=up.status, body=body, headers=hdrs)
+
+    app = web.Application()
+    app.router.add_get("/token", token)
+    app.router.add_route("*", "/v2/{tail:.*}", api)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        host = f"127.0.0.1:{port}"
+        creds = credentials_from_dockerconfig({"auths": {host: {"username": "u", "password": "p"}}})
+        async with aiohttp.ClientSession() as session:
+            client = RegistryClient(session, insecure=[host], credentials=creds)
+            from ddcompat.registry import parse_reference
+
+            meta = await client.metadata(parse_reference(f"{host}/shop/web:1.0"), "amd64")
+        assert meta.env["PYTHON_VERSION"] == "3.14.1"
+        assert seen["scope"] == "repository:shop/web:pull"
+        assert seen["token_auth"] == "Basic " + base64.b64encode(b"u:p").decode()
+    finally:
+        await runner.cleanup()
