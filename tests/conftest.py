@@ -8,11 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-# Test this checkout, whatever an editable install elsewhere points at: pytest's `pythonpath` puts
-# operator/ first for this process; subprocesses (the CLI, the server) inherit it through PYTHONPATH.
-_SOURCE = str(Path(__file__).resolve().parent.parent / "operator")
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE, os.environ.get("PYTHONPATH")) if p)
-
 import pytest
 
 from ddcompat.evaluate import Finding
@@ -20,6 +15,11 @@ from ddcompat.facts import workload_from_object
 from ddcompat.policy import Policy, load_policy
 from ddcompat.review import Judgement, Reviewer
 from ddcompat.store import PolicyStore
+
+# Test this checkout, whatever an editable install elsewhere points at: pytest's `pythonpath` puts
+# operator/ first for this process; subprocesses (the CLI, the server) inherit it through PYTHONPATH.
+_SOURCE = str(Path(__file__).resolve().parent.parent / "operator")
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE, os.environ.get("PYTHONPATH")) if p)
 
 TODAY = datetime.date(2026, 11, 24)
 

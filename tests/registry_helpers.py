@@ -1,4 +1,4 @@
-"""A real OCI registry for the tests: Debian's `docker-registry` on loopback, images pushed over its HTTP API."""
+"""A real OCI registry for the tests: Debian's `docker-registry` on loopback, images pushed over HTTP."""
 
 from __future__ import annotations
 
