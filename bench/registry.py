@@ -15,10 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from registry_helpers import Registry, running_registry  # noqa: E402
-
-from ddcompat.facts import workload_from_object  # noqa: E402
-from ddcompat.registry import make_lookup  # noqa: E402
+from ddcompat.facts import workload_from_object
+from ddcompat.registry import make_lookup
+from registry_helpers import Registry, running_registry
 
 
 def pod(image: str) -> dict[str, object]:
