@@ -298,6 +298,35 @@ class FakeApiServer:
         return {**response, "called": True}
 
 
+async def apiserver_scenario(hook: dict[str, Any], port: int, mode: str, proc: subprocess.Popen[str]) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = FakeApiServer(hook, f"127.0.0.1:{port}", session)
+        shop = {"kubernetes.io/metadata.name": "shop"}
+        bad = make_pod(kind="Deployment", ddtrace="2.20.0", python="3.12", capabilities="iast")
+        answer = await api.admit(bad, shop)
+        assert answer["called"]
+        if mode == "enforce":
+            assert answer["allowed"] is False and "CAPABILITY_UNSUPPORTED" in answer["status"]["message"]
+        else:
+            assert answer["allowed"] is True and answer["warnings"][0].startswith("[would deny]")
+        assert answer["auditAnnotations"]["decision"] in ("deny", "warn")
+        # kube-system, the release namespace and mode=off namespaces never reach the webhook
+        for labels in (
+            {"kubernetes.io/metadata.name": "kube-system"},
+            {"kubernetes.io/metadata.name": NAMESPACE},
+            {"kubernetes.io/metadata.name": "legacy", "ddcompat.io/mode": "off"},
+        ):
+            assert await api.admit(bad, labels) == {"allowed": True, "called": False}
+        # kinds outside the rules are never sent
+        svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}
+        assert (await api.admit(svc, shop))["called"] is False
+        # the server goes away: failurePolicy decides
+        proc.terminate()
+        await asyncio.to_thread(proc.wait, 10)
+        down = await api.admit(bad, shop)
+        assert down["called"] and down["allowed"] is (hook["failurePolicy"] == "Ignore")
+
+
 def test_kube_apiserver_shaped_end_to_end(tmp_path: Path) -> None:
     for name, failure in (("default", "Ignore"), ("enforce-values", "Fail")):
         objects = render(VALUES[name])
@@ -342,38 +371,8 @@ def test_kube_apiserver_shaped_end_to_end(tmp_path: Path) -> None:
         while "admission webhook on" not in proc.stdout.readline():
             assert proc.poll() is None
 
-        async def scenario() -> None:
-            async with aiohttp.ClientSession() as session:
-                api = FakeApiServer(hook, f"127.0.0.1:{port}", session)
-                shop = {"kubernetes.io/metadata.name": "shop"}
-                bad = make_pod(kind="Deployment", ddtrace="2.20.0", python="3.12", capabilities="iast")
-                answer = await api.admit(bad, shop)
-                assert answer["called"]
-                if mode == "enforce":
-                    assert (
-                        answer["allowed"] is False and "CAPABILITY_UNSUPPORTED" in answer["status"]["message"]
-                    )
-                else:
-                    assert answer["allowed"] is True and answer["warnings"][0].startswith("[would deny]")
-                assert answer["auditAnnotations"]["decision"] in ("deny", "warn")
-                # kube-system, the release namespace and mode=off namespaces never reach the webhook
-                for labels in (
-                    {"kubernetes.io/metadata.name": "kube-system"},
-                    {"kubernetes.io/metadata.name": NAMESPACE},
-                    {"kubernetes.io/metadata.name": "legacy", "ddcompat.io/mode": "off"},
-                ):
-                    assert await api.admit(bad, labels) == {"allowed": True, "called": False}
-                # kinds outside the rules are never sent
-                svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}
-                assert (await api.admit(svc, shop))["called"] is False
-                # the server goes away: failurePolicy decides
-                proc.terminate()
-                await asyncio.to_thread(proc.wait, 10)
-                down = await api.admit(bad, shop)
-                assert down["called"] and down["allowed"] is (hook["failurePolicy"] == "Ignore")
-
         try:
-            asyncio.run(scenario())
+            asyncio.run(apiserver_scenario(hook, port, mode, proc))
         finally:
             if proc.poll() is None:
                 proc.kill()
