@@ -27,8 +27,13 @@ def running(pod: dict[str, Any], name: str, owner: dict[str, Any] | None = None)
 
 
 async def test_audit_reports_and_events(kmock: Any) -> None:
-    for resource, namespaced in (("v1/pods", True), ("apps/v1/replicasets", True), ("batch/v1/jobs", True),
-                                 ("v1/events", True), ("wgpolicyk8s.io/v1alpha2/policyreports", True)):
+    for resource, namespaced in (
+        ("v1/pods", True),
+        ("apps/v1/replicasets", True),
+        ("batch/v1/jobs", True),
+        ("v1/events", True),
+        ("wgpolicyk8s.io/v1alpha2/policyreports", True),
+    ):
         kmock.resources[resource] = {"namespaced": namespaced, "verbs": VERBS}
     kube = KubeClient(str(kmock.url))
     today = [datetime.date(2026, 5, 1)]
@@ -36,32 +41,55 @@ async def test_audit_reports_and_events(kmock: Any) -> None:
     auditor = Auditor(reviewer, kube)
 
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "uid-web"}
-    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-          "metadata": {"name": "web-7d9", "namespace": "shop", "uid": "uid-rs",
-                       "ownerReferences": [{**deployment, "controller": True}]}, "spec": {}}
+    rs = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": "web-7d9",
+            "namespace": "shop",
+            "uid": "uid-rs",
+            "ownerReferences": [{**deployment, "controller": True}],
+        },
+        "spec": {},
+    }
     await kube.request("POST", "/apis/apps/v1/namespaces/shop/replicasets", rs)
     rs_ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9", "uid": "uid-rs"}
     for i in range(3):  # three replicas: one workload, judged once
-        await kube.request("POST", "/api/v1/namespaces/shop/pods",
-                           running(make_pod(ddtrace="3.10.0", python="3.12"), f"web-7d9-{i}", rs_ref))
+        await kube.request(
+            "POST",
+            "/api/v1/namespaces/shop/pods",
+            running(make_pod(ddtrace="3.10.0", python="3.12"), f"web-7d9-{i}", rs_ref),
+        )
     tool = running(make_pod(ddtrace="2.20.0", python="3.12", env={"DD_IAST_ENABLED": "true"}), "tool")
     await kube.request("POST", "/api/v1/namespaces/shop/pods", tool)
     fine = running(make_pod(ddtrace="4.16.0", python="3.12"), "fine")
     await kube.request("POST", "/api/v1/namespaces/shop/pods", fine)
 
     async def events() -> list[tuple[str, str]]:
-        return sorted((e["involvedObject"]["name"], e["message"].split(":")[1].strip())
-                      for e in await kube.list("/api/v1/namespaces/shop/events"))
+        return sorted(
+            (e["involvedObject"]["name"], e["message"].split(":")[1].strip())
+            for e in await kube.list("/api/v1/namespaces/shop/events")
+        )
 
     # spring: 3.x is in maintenance
     await auditor.run_once()
     report = await kube.get(REPORT)
-    assert report is not None and report["summary"] == {"pass": 1, "fail": 1, "warn": 1, "error": 0, "skip": 0}
-    rows = sorted((r["resources"][0]["kind"], r["resources"][0]["name"], r["rule"], r["result"])
-                  for r in report["results"])
-    assert rows == [("Deployment", "web", "RELEASE_MAINTENANCE", "warn"),
-                    ("Pod", "tool", "CAPABILITY_UNSUPPORTED", "fail"),
-                    ("Pod", "tool", "RELEASE_EOL", "warn")]
+    assert report is not None and report["summary"] == {
+        "pass": 1,
+        "fail": 1,
+        "warn": 1,
+        "error": 0,
+        "skip": 0,
+    }
+    rows = sorted(
+        (r["resources"][0]["kind"], r["resources"][0]["name"], r["rule"], r["result"])
+        for r in report["results"]
+    )
+    assert rows == [
+        ("Deployment", "web", "RELEASE_MAINTENANCE", "warn"),
+        ("Pod", "tool", "CAPABILITY_UNSUPPORTED", "fail"),
+        ("Pod", "tool", "RELEASE_EOL", "warn"),
+    ]
     assert len(await events()) == 2
 
     # the clock passes 2026-05-31: the Deployment's result becomes RELEASE_EOL, with one Event ...
@@ -69,9 +97,12 @@ async def test_audit_reports_and_events(kmock: Any) -> None:
     await auditor.run_once()
     report = await kube.get(REPORT)
     assert ("Deployment", "web", "RELEASE_EOL") in {
-        (r["resources"][0]["kind"], r["resources"][0]["name"], r["rule"]) for r in report["results"]}  # type: ignore[index]
-    assert [e for e in await events() if e[0] == "web"] == [("web", "new finding(s) RELEASE_EOL"),
-                                                            ("web", "new finding(s) RELEASE_MAINTENANCE")]
+        (r["resources"][0]["kind"], r["resources"][0]["name"], r["rule"]) for r in report["results"]
+    }  # type: ignore[index]
+    assert [e for e in await events() if e[0] == "web"] == [
+        ("web", "new finding(s) RELEASE_EOL"),
+        ("web", "new finding(s) RELEASE_MAINTENANCE"),
+    ]
     # ... and not one per cycle
     await auditor.run_once()
     await auditor.run_once()
@@ -79,12 +110,18 @@ async def test_audit_reports_and_events(kmock: Any) -> None:
 
     # a pod changes (its tracer upgraded, IAST still on): its results follow
     fixed = running(make_pod(ddtrace="4.16.0", python="3.12"), "tool")
-    await kube.request("PATCH", "/api/v1/namespaces/shop/pods/tool", {"metadata": fixed["metadata"]},
-                       content_type="application/merge-patch+json")
+    await kube.request(
+        "PATCH",
+        "/api/v1/namespaces/shop/pods/tool",
+        {"metadata": fixed["metadata"]},
+        content_type="application/merge-patch+json",
+    )
     await auditor.run_once()
     report = await kube.get(REPORT)
     assert {(r["resources"][0]["name"], r["rule"]) for r in report["results"]} == {  # type: ignore[index]
-        ("web", "RELEASE_EOL"), ("tool", "CAPABILITY_PREVIEW")}
+        ("web", "RELEASE_EOL"),
+        ("tool", "CAPABILITY_PREVIEW"),
+    }
 
     # the workload is gone: its results are removed, and with nothing left, the report too
     for name in ("web-7d9-0", "web-7d9-1", "web-7d9-2", "tool", "fine"):

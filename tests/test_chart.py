@@ -158,7 +158,11 @@ def test_safe_defaults() -> None:
         for res in rule["resources"]
     }
     assert ("", "secrets") not in verbs  # only with registry.readPullSecrets
-    assert all(v in ("get", "list", "watch", "create", "patch") for vs in verbs.values() for v in vs)
+    assert all(
+        v in ("get", "list", "watch", "create", "patch", "delete") for vs in verbs.values() for v in vs
+    )
+    assert verbs[("wgpolicyk8s.io", "policyreports")] == ("get", "list", "create", "patch", "delete")
+    assert "delete" not in {v for key, vs in verbs.items() if key[0] != "wgpolicyk8s.io" for v in vs}
     assert verbs[("ddcompat.io", "compatibilitypolicies")] == ("get", "list", "watch")
     with_secrets = {
         r for rule in one(render(VALUES["enforce-values"]), "ClusterRole")["rules"] for r in rule["resources"]

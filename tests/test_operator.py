@@ -141,6 +141,15 @@ async def test_policy_and_namespace_label_flip_verdicts(kmock: Any, tmp_path: Pa
     verbs = {"get", "list", "watch", "create", "patch", "update", "delete"}
     kmock.resources["v1/namespaces"] = {"kind": "Namespace", "namespaced": False, "verbs": verbs}
     kmock.resources[CRD] = {"kind": "CompatibilityPolicy", "namespaced": False, "verbs": verbs}
+    for resource in (
+        "v1/pods",
+        "apps/v1/replicasets",
+        "batch/v1/jobs",
+        "v1/events",
+        "coordination.k8s.io/v1/leases",
+        "wgpolicyk8s.io/v1alpha2/policyreports",
+    ):
+        kmock.resources[resource] = {"namespaced": True, "verbs": verbs}
     shim = NamespaceShim(str(kmock.url).rstrip("/"))
     runner = web.AppRunner(shim.app, shutdown_timeout=0.5)
     await runner.setup()
@@ -176,6 +185,9 @@ async def test_policy_and_namespace_label_flip_verdicts(kmock: Any, tmp_path: Pa
             "ddcompat-system",
             "--now",
             "2026-11-24",
+            "--audit-interval",
+            "1",
+            "--offline",
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -242,6 +254,24 @@ async def test_policy_and_namespace_label_flip_verdicts(kmock: Any, tmp_path: Pa
             # the webhook's own namespace passes without evaluation
             own = await review("ddcompat-system")
             assert own["allowed"] is True and own["auditAnnotations"]["mode"] == "exempt"
+
+            # the background audit (this replica holds the Lease) reports a running pod in a PolicyReport
+            pod = make_pod(**DENIED)
+            pod["metadata"].update({"name": "legacy", "uid": "uid-legacy"})
+            pod["status"] = {"phase": "Running"}
+            async with kube.post(f"{api}/api/v1/namespaces/shop/pods", json=pod) as resp:
+                assert resp.status < 300
+            report_url = f"{api}/apis/wgpolicyk8s.io/v1alpha2/namespaces/shop/policyreports/ddcompat"
+
+            async def reported() -> list[str]:
+                async with kube.get(report_url) as r:
+                    if r.status != 200:
+                        return []
+                    return sorted(res["rule"] for res in (await r.json()).get("results", []))
+
+            assert await wait_for(reported) == ["CAPABILITY_UNSUPPORTED", "RELEASE_EOL"]
+            async with kube.get(f"{api}/apis/coordination.k8s.io/v1/namespaces/ddcompat-system/leases") as r:
+                assert (await r.json())["items"][0]["metadata"]["name"] == "ddcompat-auditor"
         finally:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)

@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-cert", default=os.environ.get("DDCOMPAT_TLS_CERT"), help="serving certificate (PEM)"
     )
     serve.add_argument("--tls-key", default=os.environ.get("DDCOMPAT_TLS_KEY"), help="serving key (PEM)")
+    serve.add_argument(
+        "--audit-interval",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="in the cluster: re-audit running workloads this often (0: off; default 600)",
+    )
     serve.add_argument("--exempt-namespace", action="append", default=[], metavar="NS")
     serve.add_argument(
         "--namespace",

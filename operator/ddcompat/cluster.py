@@ -15,13 +15,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import kopf
 
+from .audit import Auditor
 from .cli import image_lookup
+from .kube import KubeClient
+from .lease import LeaseElector
 from .metrics import Metrics
 from .policy import load_policy
 from .review import Reviewer
@@ -68,14 +73,22 @@ class DdcompatWebhookServer(kopf.WebhookServer):
                 await asyncio.wait_for(asyncio.shield(task), timeout=30)
 
 
-def build_registry(store: PolicyStore, synced: asyncio.Event | None = None) -> kopf.OperatorRegistry:
+def build_registry(
+    store: PolicyStore,
+    synced: asyncio.Event | None = None,
+    on_login: Callable[[kopf.ConnectionInfo], None] | None = None,
+    on_policy_change: Callable[[], None] | None = None,
+) -> kopf.OperatorRegistry:
     """Handlers that keep the store current. Pure callbacks into `store`; no API calls of their own."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         """In-cluster ServiceAccount or kubeconfig, through the `kubernetes` package (run once, at start)."""
-        return kopf.login_via_client(**kwargs)
+        info = kopf.login_via_client(**kwargs)
+        if info is not None and on_login is not None:
+            on_login(info)
+        return info
 
     # async handlers: they run on the event loop, so the store is never written from a thread
     @kopf.index(GROUP, VERSION, PLURAL, id="policy_index", registry=registry)
@@ -87,11 +100,13 @@ def build_registry(store: PolicyStore, synced: asyncio.Event | None = None) -> k
         if type == "DELETED":
             store.delete_compatibility_policy(name)
             logger.info("CompatibilityPolicy %s removed", name)
-            return
-        try:
-            store.set_compatibility_policy(name, dict(spec or {}))
-        except InvalidPolicySpec as exc:
-            logger.error("%s", exc)
+        else:
+            try:
+                store.set_compatibility_policy(name, dict(spec or {}))
+            except InvalidPolicySpec as exc:
+                logger.error("%s", exc)
+        if on_policy_change is not None:
+            on_policy_change()  # the audit runs at once on a policy change
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)  # type: ignore[arg-type]
     async def namespace_event(
@@ -136,7 +151,35 @@ def run_cluster(args: argparse.Namespace) -> int:
     background: list[Callable[[], Any]] = [reloader.run]
     if args.policy_dir:
         background.append(PolicyReloader(args.policy_dir, store, metrics).run)
-    registry = build_registry(store)
+    auditor_box: dict[str, Auditor] = {}
+
+    def on_login(info: kopf.ConnectionInfo) -> None:
+        """The first login gives the auditor its API client; it starts with the server, after the login."""
+        if auditor_box or args.audit_interval <= 0:
+            return
+        ca_path = os.fsdecode(info.ca_path) if info.ca_path is not None else None
+        if ca_path is None and info.ca_data:
+            ca_file = Path(tempfile.mkdtemp(prefix="ddcompat-ca-")) / "ca.crt"
+            data = info.ca_data
+            ca_file.write_bytes(data.encode() if isinstance(data, str) else data)
+            ca_path = str(ca_file)
+        client = KubeClient(info.server, token=info.token, ca_path=ca_path, insecure=bool(info.insecure))
+        auditor = auditor_box["a"] = Auditor(
+            reviewer, client, interval=args.audit_interval, gauge=metrics.audit_workloads
+        )
+        elector = LeaseElector(
+            client,
+            args.namespace or "default",
+            "ddcompat-auditor",
+            os.environ.get("HOSTNAME") or socket.gethostname(),
+        )
+        background.append(lambda: auditor.run(is_leader=elector))
+
+    registry = build_registry(
+        store,
+        on_login=on_login,
+        on_policy_change=lambda: auditor_box["a"].wake.set() if auditor_box else None,
+    )
     server = DdcompatWebhookServer(
         webhook, reloader, addr=args.host or "0.0.0.0", port=args.port, background=background
     )

@@ -77,7 +77,7 @@ class KubeClient:
         return dict(data) if isinstance(data, Mapping) else None
 
     async def upsert(self, collection: str, obj: dict[str, Any]) -> None:
-        """Create the object, or merge-patch it when it exists (lists such as `results` are replaced whole)."""
+        """Create the object, or merge-patch it when it exists (lists such as `results` are replaced)."""
         name = obj["metadata"]["name"]
         if await self.get(f"{collection}/{name}") is None:
             await self.request("POST", collection, obj)
@@ -105,8 +105,10 @@ class KubeClient:
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{involved.get('name', 'ddcompat')}.{secrets.token_hex(8)}",
-                         "namespace": namespace},
+            "metadata": {
+                "name": f"{involved.get('name', 'ddcompat')}.{secrets.token_hex(8)}",
+                "namespace": namespace,
+            },
             "involvedObject": dict(involved),
             "reason": reason,
             "message": message[:1024],

@@ -44,6 +44,12 @@ class Metrics:
         self.policy_info = Gauge(
             "ddcompat_policy_info", "The policy in force (value 1).", ["version"], registry=self.registry
         )
+        self.audit_workloads = Gauge(
+            "ddcompat_audit_workloads",
+            "Running workloads by audit decision.",
+            ["decision"],
+            registry=self.registry,
+        )
         self.tls_reload_failures = Counter(
             "ddcompat_tls_reload_failures",
             "Certificate reloads rejected; the previous certificate stays.",
