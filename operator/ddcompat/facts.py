@@ -130,7 +130,7 @@ class NotAWorkload(ValueError):
 
 def workload_from_object(obj: Mapping[str, Any], namespace: str | None = None) -> Workload:
     """Reduce a Pod or controller object to its pod template; `NotAWorkload` for anything else."""
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, dict):
         raise NotAWorkload("object is not a mapping")
     kind = obj.get("kind")
     if not isinstance(kind, str) or kind not in WORKLOAD_KINDS:
@@ -144,7 +144,7 @@ def workload_from_object(obj: Mapping[str, Any], namespace: str | None = None) -
     metadata = _mapping(obj.get("metadata"))
     node: Any = obj
     for key in path:
-        node = _mapping(node.get(key)) if isinstance(node, Mapping) else {}
+        node = _mapping(node.get(key)) if isinstance(node, dict) else {}
     template = node if path else obj
     template_metadata = _mapping(template.get("metadata"))
     spec = _mapping(template.get("spec"))
@@ -152,7 +152,7 @@ def workload_from_object(obj: Mapping[str, Any], namespace: str | None = None) -
     controlled = (
         kind == "Pod"
         and isinstance(owners, list)
-        and any(isinstance(ref, Mapping) and ref.get("controller") is True for ref in owners)
+        and any(isinstance(ref, dict) and ref.get("controller") is True for ref in owners)
     )
     ns = metadata.get("namespace") if isinstance(metadata.get("namespace"), str) else None
     name = metadata.get("name") if isinstance(metadata.get("name"), str) else metadata.get("generateName")
@@ -179,8 +179,8 @@ def extract_pod_facts(
         if isinstance(k, str) and isinstance(v, str)
     }
     spec = workload.pod_spec
-    containers = [c for c in _list(spec.get("containers")) if isinstance(c, Mapping)]
-    init_containers = [c for c in _list(spec.get("initContainers")) if isinstance(c, Mapping)]
+    containers = [c for c in _list(spec.get("containers")) if isinstance(c, dict)]
+    init_containers = [c for c in _list(spec.get("initContainers")) if isinstance(c, dict)]
     injection = _pod_injection(annotations, init_containers, policy)
     tracer_env, tracer_env_invalid = _tracer_configs(annotations)
     result = []
@@ -283,14 +283,14 @@ def _tracer_configs(annotations: Mapping[str, str]) -> tuple[dict[str, str], lis
     except ValueError:
         return {}, [Invalid(TRACER_CONFIGS, raw, "not JSON")]
     env: dict[str, str] = {}
-    if isinstance(data, Mapping):
+    if isinstance(data, dict):
         items: list[Any] = [{"name": k, "value": v} for k, v in data.items()]
     elif isinstance(data, list):
         items = data
     else:
         return {}, [Invalid(TRACER_CONFIGS, raw, "expected a JSON list of {name, value}")]
     for item in items:
-        if isinstance(item, Mapping) and isinstance(item.get("name"), str) and item.get("value") is not None:
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and item.get("value") is not None:
             env[item["name"]] = str(item["value"])
     return env, []
 
@@ -374,7 +374,7 @@ def _container_facts(
     # 3. env: injected tracer configs, then the container's own env
     env: dict[str, EnvValue] = {}
     for item in _list(container.get("env")):
-        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
         ename = item["name"]
         if "value" in item and item["value"] is not None:
@@ -472,7 +472,7 @@ def split_image(image: str) -> tuple[str, str | None, str | None]:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _list(value: Any) -> list[Any]:

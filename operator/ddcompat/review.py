@@ -95,12 +95,12 @@ class Reviewer:
         """Answer one AdmissionReview (v1). Raises `BadReview` for a body that is not one."""
         request = _request(body)
         uid = request["uid"]
-        kind_info: Mapping[str, Any] = request["kind"] if isinstance(request.get("kind"), Mapping) else {}
+        kind_info: Mapping[str, Any] = request["kind"] if isinstance(request.get("kind"), dict) else {}
         kind = str(kind_info.get("kind") or "")
         operation = str(request.get("operation") or "")
         namespace = str(request.get("namespace") or "")
         user_info: Mapping[str, Any] = (
-            request["userInfo"] if isinstance(request.get("userInfo"), Mapping) else {}
+            request["userInfo"] if isinstance(request.get("userInfo"), dict) else {}
         )
         outcome = Outcome(
             response={},
@@ -121,7 +121,7 @@ class Reviewer:
         if operation not in JUDGED_OPERATIONS or kind not in _KINDS:
             outcome.mode = "skip"
             return self._answer(outcome, Decision("allow", True))
-        if not isinstance(obj, Mapping):
+        if not isinstance(obj, dict):
             raise BadReview(f"request.object must be an object for {operation} {kind}")
         effective = self.store.resolve(namespace or "default")
         outcome.mode = effective.mode
@@ -164,7 +164,7 @@ _KINDS: Final = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", 
 
 
 def _request(body: Any) -> Mapping[str, Any]:
-    if not isinstance(body, Mapping):
+    if not isinstance(body, dict):
         raise BadReview("body is not a JSON object")
     if body.get("kind") != "AdmissionReview":
         raise BadReview(f"kind must be AdmissionReview, got {body.get('kind')!r}")
@@ -174,7 +174,7 @@ def _request(body: Any) -> Mapping[str, Any]:
             "(set admissionReviewVersions: [v1])"
         )
     request = body.get("request")
-    if not isinstance(request, Mapping):
+    if not isinstance(request, dict):
         raise BadReview("request is missing or not an object")
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
@@ -189,7 +189,7 @@ def _api_version(kind_info: Mapping[str, Any]) -> str:
 
 def _unchanged(workload: Workload, old: Any, kind: str, kind_info: Mapping[str, Any]) -> bool:
     """An UPDATE is judged only when what we judge changed: scaling, status and label edits pass."""
-    if not isinstance(old, Mapping):
+    if not isinstance(old, dict):
         return False
     try:
         before = workload_from_object({**old, "kind": kind, "apiVersion": _api_version(kind_info)})

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 from aiohttp import web
 from cryptography import x509
 
@@ -67,7 +68,7 @@ class WebhookApp:
             self.metrics.bad_requests.inc()
             raise
         try:
-            body = json.loads(raw)
+            body = orjson.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             self.metrics.bad_requests.inc()
             return _bad_request(f"body is not JSON: {exc}")
@@ -82,10 +83,9 @@ class WebhookApp:
             return _internal_error_allowed(body)
         elapsed = time.perf_counter() - started
         self.metrics.observe(outcome, elapsed)
-        decision_log.info(_log_line(outcome, elapsed))
-        return web.Response(
-            body=json.dumps(outcome.response, separators=(",", ":")).encode(), content_type="application/json"
-        )
+        if decision_log.isEnabledFor(logging.INFO):
+            decision_log.info(_log_line(outcome, elapsed))
+        return web.Response(body=orjson.dumps(outcome.response), content_type="application/json")
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -122,7 +122,7 @@ def _internal_error_allowed(body: Any) -> web.Response:
 
 def _log_line(outcome: Outcome, elapsed: float) -> str:
     """The one structured line per decision, serialised once."""
-    return json.dumps(
+    return orjson.dumps(
         {
             "msg": "admission",
             "uid": outcome.uid,
@@ -136,9 +136,8 @@ def _log_line(outcome: Outcome, elapsed: float) -> str:
             "codes": list(outcome.codes),
             "dry_run": outcome.dry_run,
             "duration_ms": round(elapsed * 1000, 3),
-        },
-        separators=(",", ":"),
-    )
+        }
+    ).decode()
 
 
 # --------------------------------------------------------------------------------------------------
