@@ -154,7 +154,7 @@ def _release(
     policy: Policy,
     today: datetime.date,
 ) -> None:
-    cite = policy.cite(line.source)
+    cite = policy.cite(line.source)  # cached per source tuple
     newest = policy.newest_ga()
     if line.is_eol(today):
         ended = f"; maintenance ended {line.maintenance_until}" if line.maintenance_until else ""
@@ -226,7 +226,7 @@ def _python_check(
     platform: Platform,
     policy: Policy,
 ) -> None:
-    if any(in_any(python.value, r.python) for r in rows):
+    if policy.python_supported(python.value, tuple(rows)):
         return
     row = rows[0]
     lines_ok = [

@@ -23,6 +23,7 @@ from .versions import (
     InvalidVersion,
     SpecifierSet,
     Version,
+    in_any,
     in_range,
     parse_range,
     parse_version,
@@ -201,6 +202,10 @@ class Policy:
     # derived once per load so the request path never evaluates a range for a table lookup
     rows_by_line: Mapping[str, tuple[RuntimeRow, ...]] = field(default_factory=dict)
     _line_cache: dict[Version, ReleaseLine | None] = field(default_factory=dict, compare=False, repr=False)
+    _python_cache: dict[tuple[Version, tuple[RuntimeRow, ...]], bool] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _cite_cache: dict[tuple[str, ...], str] = field(default_factory=dict, compare=False, repr=False)
 
     def line_of(self, version: Version) -> ReleaseLine | None:
         """The release line of `version` (memoised: few distinct versions run in one cluster)."""
@@ -213,6 +218,16 @@ class Policy:
             self._line_cache[version] = found
         return found
 
+    def python_supported(self, python: Version, rows: tuple[RuntimeRow, ...]) -> bool:
+        """Whether any of `rows` runs `python` (memoised: few distinct Pythons and row sets per cluster)."""
+        key = (python, rows)
+        hit = self._python_cache.get(key)
+        if hit is None:
+            hit = any(in_any(python, row.python) for row in rows)
+            if len(self._python_cache) < 4096:
+                self._python_cache[key] = hit
+        return hit
+
     def newest_in_major(self, major: int) -> Version | None:
         for line in self.release_lines:
             if line.newest.major == major:
@@ -224,7 +239,13 @@ class Policy:
         return max(ga) if ga else max(line.newest for line in self.release_lines)
 
     def cite(self, sources: tuple[str, ...]) -> str:
-        """``("aap#supported-frameworks",)`` → ``AAP §supported-frameworks``: the row's origin, briefly."""
+        """``("aap#supported-frameworks",)`` → ``AAP framework table``: the row's origin, briefly."""
+        hit = self._cite_cache.get(sources)
+        if hit is None:
+            hit = self._cite_cache[sources] = self._cite(sources)
+        return hit
+
+    def _cite(self, sources: tuple[str, ...]) -> str:
         if not sources:
             return "policy"
         doc, _, section = sources[0].partition("#")
