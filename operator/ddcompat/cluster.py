@@ -25,6 +25,7 @@ import kopf
 
 from .audit import Auditor
 from .cli import image_lookup
+from .events import EventSink
 from .kube import KubeClient
 from .lease import LeaseElector
 from .metrics import Metrics
@@ -155,7 +156,7 @@ def run_cluster(args: argparse.Namespace) -> int:
 
     def on_login(info: kopf.ConnectionInfo) -> None:
         """The first login gives the auditor its API client; it starts with the server, after the login."""
-        if auditor_box or args.audit_interval <= 0:
+        if auditor_box:
             return
         ca_path = os.fsdecode(info.ca_path) if info.ca_path is not None else None
         if ca_path is None and info.ca_data:
@@ -173,7 +174,11 @@ def run_cluster(args: argparse.Namespace) -> int:
             "ddcompat-auditor",
             os.environ.get("HOSTNAME") or socket.gethostname(),
         )
-        background.append(lambda: auditor.run(is_leader=elector))
+        if args.audit_interval > 0:
+            background.append(lambda: auditor.run(is_leader=elector))
+        sink = EventSink(client, dropped=metrics.events_dropped)
+        webhook.on_outcome = sink.offer
+        background.append(sink.run)
 
     registry = build_registry(
         store,

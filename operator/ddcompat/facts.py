@@ -122,6 +122,7 @@ class Workload:
     template_metadata: Mapping[str, Any]
     pod_spec: Mapping[str, Any]
     controlled: bool  # a Pod owned by a controller: judged, never denied
+    owner_refs: tuple[tuple[str, str, str], ...] = ()  # controller owners: (apiVersion, kind, name)
 
 
 class NotAWorkload(ValueError):
@@ -164,6 +165,13 @@ def workload_from_object(obj: Mapping[str, Any], namespace: str | None = None) -
         template_metadata=template_metadata,
         pod_spec=spec,
         controlled=controlled,
+        owner_refs=tuple(
+            (str(r.get("apiVersion", "")), str(r.get("kind", "")), str(r.get("name", "")))
+            for r in owners
+            if isinstance(r, dict) and r.get("controller") is True
+        )
+        if isinstance(owners, list)
+        else (),
     )
 
 

@@ -50,6 +50,9 @@ class Metrics:
             ["decision"],
             registry=self.registry,
         )
+        self.events_dropped = Counter(
+            "ddcompat_events_dropped", "Events not posted: the queue was full.", registry=self.registry
+        )
         self.tls_reload_failures = Counter(
             "ddcompat_tls_reload_failures",
             "Certificate reloads rejected; the previous certificate stays.",

@@ -49,6 +49,7 @@ class WebhookApp:
         self.metrics = metrics or Metrics()
         self.metrics.set_policy(reviewer.store.policy.version)
         self.ready = ready or (lambda: True)
+        self.on_outcome: Callable[[Outcome], None] | None = None  # e.g. `EventSink.offer` in the cluster
         self.draining = False
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.add_routes(
@@ -83,6 +84,8 @@ class WebhookApp:
             return _internal_error_allowed(body)
         elapsed = time.perf_counter() - started
         self.metrics.observe(outcome, elapsed)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
         if decision_log.isEnabledFor(logging.INFO):
             decision_log.info(_log_line(outcome, elapsed))
         return web.Response(body=orjson.dumps(outcome.response), content_type="application/json")
