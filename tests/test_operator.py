@@ -158,6 +158,7 @@ async def test_policy_and_namespace_label_flip_verdicts(kmock: Any, tmp_path: Pa
     api = f"http://127.0.0.1:{shim_port}"
     for ns in ("shop", "ddcompat-system"):
         shim.put(ns, {})
+    api_gone = False
     async with aiohttp.ClientSession() as kube:
         paths = certs.generate(tmp_path / "tls", ["127.0.0.1"])
         port = free_port()
@@ -272,6 +273,14 @@ async def test_policy_and_namespace_label_flip_verdicts(kmock: Any, tmp_path: Pa
             assert await wait_for(reported) == ["CAPABILITY_UNSUPPORTED", "RELEASE_EOL"]
             async with kube.get(f"{api}/apis/coordination.k8s.io/v1/namespaces/ddcompat-system/leases") as r:
                 assert (await r.json())["items"][0]["metadata"]["name"] == "ddcompat-auditor"
+
+            # the Kubernetes API goes away mid-run: the webhook keeps answering from what it knows
+            await runner.cleanup()
+            api_gone = True
+            for _ in range(3):
+                gone = await review()
+                assert gone["allowed"] is False and gone["auditAnnotations"]["mode"] == "enforce"
+                await asyncio.sleep(0.5)
         finally:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
@@ -280,5 +289,6 @@ async def test_policy_and_namespace_label_flip_verdicts(kmock: Any, tmp_path: Pa
                 except TimeoutError:
                     proc.kill()
             log.close()
-            await runner.cleanup()
+            if not api_gone:
+                await runner.cleanup()
             print((tmp_path / "operator.log").read_text()[-3000:])

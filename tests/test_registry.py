@@ -329,3 +329,52 @@ async def test_bearer_token_flow(registry: Any) -> None:
         assert seen["token_auth"] == "Basic " + base64.b64encode(b"u:p").decode()
     finally:
         await runner.cleanup()
+
+
+def test_stalled_registry_does_not_hold_up_other_admissions(tmp_path: Path) -> None:
+    """A registry that accepts connections and never answers: lookups fail open at the budget, and reviews
+    that need no image facts are answered meanwhile without waiting on it."""
+    from server_helpers import running_server
+
+    async def scenario() -> None:
+        stalled: list[asyncio.StreamWriter] = []
+
+        async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            stalled.append(writer)  # hold the connection open, say nothing
+
+        black_hole = await asyncio.start_server(accept, "127.0.0.1", 0)
+        host = f"127.0.0.1:{black_hole.sockets[0].getsockname()[1]}"
+        with running_server(
+            tmp_path, "--mode", "enforce", "--insecure-registry", host, "--registry-budget", "1"
+        ) as server:
+            ctx = server.ssl_context()
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+
+                async def timed(pod: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+                    from server_helpers import admission_review
+
+                    started = time.monotonic()
+                    async with session.post(
+                        f"{server.url}/validate", json=admission_review(pod), ssl=ctx
+                    ) as r:
+                        body = await r.json()
+                    return time.monotonic() - started, body["response"]
+
+                slow = [
+                    plain_pod(f"{host}/shop/img{i}:1", env={"DD_APPSEC_ENABLED": "true"}) for i in range(8)
+                ]
+                fast = [plain_pod(f"{host}/shop/web:1", ddtrace="4.16.0", python="3.12") for _ in range(100)]
+                results = await asyncio.gather(*(timed(p) for p in slow + fast))
+        black_hole.close()
+        for writer in stalled:
+            writer.close()
+        slow_results, fast_results = results[:8], results[8:]
+        for elapsed, response in slow_results:
+            assert (
+                0.9 < elapsed < 3.0 and "IMAGE_METADATA_UNAVAILABLE" in response["auditAnnotations"]["codes"]
+            )
+            assert response["allowed"] is True  # a warning, not a denial: fail-open
+        assert max(elapsed for elapsed, _ in fast_results) < 0.9  # never waited on the registry
+        assert all(r["allowed"] and r["auditAnnotations"]["decision"] == "allow" for _, r in fast_results)
+
+    asyncio.run(scenario())
