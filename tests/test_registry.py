@@ -365,6 +365,10 @@ def test_stalled_registry_does_not_hold_up_other_admissions(tmp_path: Path) -> N
                 ]
                 fast = [plain_pod(f"{host}/shop/web:1", ddtrace="4.16.0", python="3.12") for _ in range(100)]
                 results = await asyncio.gather(*(timed(p) for p in slow + fast))
+                async with session.get(f"{server.url}/metrics", ssl=ctx) as r:
+                    metrics = await r.text()
+        assert 'ddcompat_registry_requests_total{result="timeout"} 8.0' in metrics
+        assert "ddcompat_registry_cache_misses_total 8.0" in metrics
         black_hole.close()
         for writer in stalled:
             writer.close()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from .review import Outcome
 
@@ -71,5 +76,29 @@ class Metrics:
         self.policy_info.clear()
         self.policy_info.labels(version).set(1)
 
+    def attach_lookup(self, stats: Any) -> None:
+        """Export an `ImageLookup`'s counters, read at scrape time (nothing on the request path)."""
+        self.registry.register(_LookupCollector(stats))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LookupCollector(Collector):
+    def __init__(self, stats: Any) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        requests = CounterMetricFamily(
+            "ddcompat_registry_requests", "Image lookups sent to registries, by result.", labels=["result"]
+        )
+        requests.add_metric(["ok"], self.stats.ok)
+        requests.add_metric(["error"], self.stats.failures)
+        requests.add_metric(["timeout"], self.stats.timeouts)
+        yield requests
+        yield CounterMetricFamily(
+            "ddcompat_registry_cache_hits", "Image facts answered from the cache.", value=self.stats.hits
+        )
+        yield CounterMetricFamily(
+            "ddcompat_registry_cache_misses", "Image facts not in the cache.", value=self.stats.misses
+        )

@@ -373,6 +373,7 @@ class _TTLCache:
 class LookupStats:
     hits: int = 0
     misses: int = 0
+    ok: int = 0
     failures: int = 0
     timeouts: int = 0
 
@@ -449,6 +450,7 @@ class ImageLookup:
             logger.warning("image %s: %s", image, reason)
             return ImageFacts(unavailable=reason)
         facts = facts_from_metadata(meta, image, self.label_keys)
+        self.stats.ok += 1
         self._facts.put(key, facts)
         return facts
 

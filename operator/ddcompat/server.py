@@ -48,6 +48,9 @@ class WebhookApp:
         self.reviewer = reviewer
         self.metrics = metrics or Metrics()
         self.metrics.set_policy(reviewer.store.policy.version)
+        stats = getattr(reviewer.images, "stats", None)
+        if stats is not None:
+            self.metrics.attach_lookup(stats)
         self.ready = ready or (lambda: True)
         self.on_outcome: Callable[[Outcome], None] | None = None  # e.g. `EventSink.offer` in the cluster
         self.draining = False
