@@ -32,11 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import make_pod  # noqa: E402
+from ddcompat import certs  # noqa: E402
 from server_helpers import admission_review  # noqa: E402
 
-from ddcompat import certs  # noqa: E402
-
-BARE = textwrap.dedent('''
+BARE = textwrap.dedent("""
     import json, ssl, sys
     from aiohttp import web
     async def validate(request):
@@ -49,9 +48,9 @@ BARE = textwrap.dedent('''
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(sys.argv[2], sys.argv[3])
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), ssl_context=ctx, access_log=None, print=None)
-''')
+""")
 
-WRK_LUA = textwrap.dedent('''
+WRK_LUA = textwrap.dedent("""
     local bodies = {}
     local i = 0
     init = function(args)
@@ -63,23 +62,38 @@ WRK_LUA = textwrap.dedent('''
       i = i % #bodies + 1
       return wrk.format("POST", "/validate", {["Content-Type"] = "application/json"}, bodies[i])
     end
-''')
+""")
 
 
 def review_mix() -> list[dict[str, Any]]:
-    inj = make_pod(annotations={"admission.datadoghq.com/python-lib.version": "v3",
-                                "ddcompat.io/web.python-version": "3.12"}, env={"DD_APPSEC_ENABLED": "true"})
-    deploy = make_pod(kind="Deployment", ddtrace="4.16.0", python="3.12", capabilities="threat-detection,sca",
-                      env={"DD_SERVICE": "web", "DD_ENV": "prod", "DD_VERSION": "1.2.3"})
+    inj = make_pod(
+        annotations={
+            "admission.datadoghq.com/python-lib.version": "v3",
+            "ddcompat.io/web.python-version": "3.12",
+        },
+        env={"DD_APPSEC_ENABLED": "true"},
+    )
+    deploy = make_pod(
+        kind="Deployment",
+        ddtrace="4.16.0",
+        python="3.12",
+        capabilities="threat-detection,sca",
+        env={"DD_SERVICE": "web", "DD_ENV": "prod", "DD_VERSION": "1.2.3"},
+    )
     denied = make_pod(kind="Deployment", ddtrace="2.20.0", python="3.12", env={"DD_IAST_ENABLED": "true"})
     plain = make_pod(kind="StatefulSet")
     scaled = make_pod(kind="Deployment", ddtrace="4.16.0", python="3.12")
     scaled_new = json.loads(json.dumps(scaled))
     scaled_new["spec"]["replicas"] = 7
     for obj in (inj, deploy, denied, plain):  # pad to a realistic ~4 KB object
-        obj["metadata"].setdefault("labels", {}).update({f"team.example.com/k{i}": "v" * 40 for i in range(30)})
+        obj["metadata"].setdefault("labels", {}).update(
+            {f"team.example.com/k{i}": "v" * 40 for i in range(30)}
+        )
     return [
-        admission_review(inj), admission_review(deploy), admission_review(denied), admission_review(plain),
+        admission_review(inj),
+        admission_review(deploy),
+        admission_review(denied),
+        admission_review(plain),
         admission_review(inj, namespace="kube-system"),
         admission_review(scaled_new, operation="UPDATE", old=scaled),
     ]
@@ -108,8 +122,21 @@ def rss_mb(pid: int) -> float:
 
 
 def wrk(port: int, connections: int, duration: int, lua: Path, bodies: list[Path]) -> tuple[float, float]:
-    cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(lua),
-           f"https://127.0.0.1:{port}", "--", *map(str, bodies)]
+    cmd = [
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "--latency",
+        "-s",
+        str(lua),
+        f"https://127.0.0.1:{port}",
+        "--",
+        *map(str, bodies),
+    ]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "1", *cmd]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
@@ -125,10 +152,15 @@ async def steady(port: int, ca: Path, bodies: list[bytes], rate: int, seconds: f
     ctx = ssl.create_default_context(cafile=str(ca))
     latencies: list[float] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+
         async def one(body: bytes) -> None:
             started = time.perf_counter()
-            async with session.post(f"https://127.0.0.1:{port}/validate", data=body, ssl=ctx,
-                                    headers={"Content-Type": "application/json"}) as resp:
+            async with session.post(
+                f"https://127.0.0.1:{port}/validate",
+                data=body,
+                ssl=ctx,
+                headers={"Content-Type": "application/json"},
+            ) as resp:
                 await resp.read()
             latencies.append((time.perf_counter() - started) * 1000)
 
@@ -164,14 +196,35 @@ def main() -> None:
         pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
         ours_port, bare_port = free_port(), free_port()
         env = {**os.environ, "DDCOMPAT_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT / "operator")}
-        ours = subprocess.Popen([*pin, sys.executable, "-m", "ddcompat.cli", "serve", "--local", "--offline",
-                                 "--port", str(ours_port), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key),
-                                 "--mode", "enforce"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=env)
+        ours = subprocess.Popen(
+            [
+                *pin,
+                sys.executable,
+                "-m",
+                "ddcompat.cli",
+                "serve",
+                "--local",
+                "--offline",
+                "--port",
+                str(ours_port),
+                "--tls-cert",
+                str(tls.cert),
+                "--tls-key",
+                str(tls.key),
+                "--mode",
+                "enforce",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         bare_script = tmp / "bare.py"
         bare_script.write_text(BARE)
-        bare = subprocess.Popen([*pin, sys.executable, str(bare_script), str(bare_port), str(tls.cert),
-                                 str(tls.key)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bare = subprocess.Popen(
+            [*pin, sys.executable, str(bare_script), str(bare_port), str(tls.cert), str(tls.key)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_port(ours_port)
             wait_port(bare_port)
@@ -189,7 +242,12 @@ def main() -> None:
             for proc in (ours, bare):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(15)
-    print("machine:", os.cpu_count(), "cores;", "server pinned to core 0, wrk to core 1" if pin else "no pinning")
+    print(
+        "machine:",
+        os.cpu_count(),
+        "cores;",
+        "server pinned to core 0, wrk to core 1" if pin else "no pinning",
+    )
     print(f"{'conns':>5} | {'ddcompat rps':>12} {'p99 ms':>7} | {'bare rps':>9} {'p99 ms':>7} | ratio")
     for conns, (rps, p99c), (brps, bp99) in table:
         print(f"{conns:>5} | {rps:>12.0f} {p99c:>7.2f} | {brps:>9.0f} {bp99:>7.2f} | {rps / brps:.2f}")
@@ -197,9 +255,19 @@ def main() -> None:
     print(f"ddcompat RSS: {rss_start:.1f} MiB at start, {rss_end:.1f} MiB at the end")
     rps16, bare16 = results["ddcompat"][16][0], results["bare aiohttp"][16][0]
     if args.json:
-        print(json.dumps({"rps": round(rps16), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
-                          "bare_rps": round(bare16), "ratio": round(rps16 / bare16, 3),
-                          "rss_mb_start": round(rss_start, 1), "rss_mb_end": round(rss_end, 1)}))
+        print(
+            json.dumps(
+                {
+                    "rps": round(rps16),
+                    "p50_ms": round(p50, 3),
+                    "p99_ms": round(p99, 3),
+                    "bare_rps": round(bare16),
+                    "ratio": round(rps16 / bare16, 3),
+                    "rss_mb_start": round(rss_start, 1),
+                    "rss_mb_end": round(rss_end, 1),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

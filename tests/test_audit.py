@@ -35,10 +35,23 @@ async def test_audit_reports_and_events(kmock: Any) -> None:
         ("wgpolicyk8s.io/v1alpha2/policyreports", True),
     ):
         kmock.resources[resource] = {"namespaced": namespaced, "verbs": VERBS}
+    kmock.resources["ddcompat.io/v1alpha1/compatibilitypolicies"] = {
+        "namespaced": False,
+        "verbs": VERBS,
+        "subresources": {"status"},
+    }
     kube = KubeClient(str(kmock.url))
     today = [datetime.date(2026, 5, 1)]
     reviewer = Reviewer(PolicyStore(load_policy(), default_mode="warn"), today=lambda: today[0])
     auditor = Auditor(reviewer, kube)
+    policy = {
+        "apiVersion": "ddcompat.io/v1alpha1",
+        "kind": "CompatibilityPolicy",
+        "metadata": {"name": "all"},
+        "spec": {"mode": "warn"},
+    }
+    await kube.request("POST", "/apis/ddcompat.io/v1alpha1/compatibilitypolicies", policy)
+    reviewer.store.set_compatibility_policy("all", policy["spec"])
 
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "uid-web"}
     rs = {
@@ -91,6 +104,14 @@ async def test_audit_reports_and_events(kmock: Any) -> None:
         ("Pod", "tool", "RELEASE_EOL", "warn"),
     ]
     assert len(await events()) == 2
+    status = await kube.get("/apis/ddcompat.io/v1alpha1/compatibilitypolicies/all")
+    assert status is not None and status["status"]["summary"] | {"lastAudit": ""} == {
+        "allow": 1,
+        "warn": 1,
+        "deny": 1,
+        "lastAudit": "",
+        "policyVersion": "2026.11.24",
+    }
 
     # the clock passes 2026-05-31: the Deployment's result becomes RELEASE_EOL, with one Event ...
     today[0] = datetime.date(2026, 6, 1)

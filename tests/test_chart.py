@@ -163,6 +163,7 @@ def test_safe_defaults() -> None:
     )
     assert verbs[("wgpolicyk8s.io", "policyreports")] == ("get", "list", "create", "patch", "delete")
     assert "delete" not in {v for key, vs in verbs.items() if key[0] != "wgpolicyk8s.io" for v in vs}
+    assert verbs[("ddcompat.io", "compatibilitypolicies/status")] == ("patch",)
     assert verbs[("ddcompat.io", "compatibilitypolicies")] == ("get", "list", "watch")
     with_secrets = {
         r for rule in one(render(VALUES["enforce-values"]), "ClusterRole")["rules"] for r in rule["resources"]
@@ -179,7 +180,7 @@ def test_enforce_and_match_conditions_and_cert_manager_values() -> None:
     assert "--mode=enforce" in args and "--policy-dir=/etc/ddcompat/policy" in args
     override = yaml.safe_load(one(enforce, "ConfigMap")["data"]["injection.yaml"])
     assert override["version"] == "acme-2026.11"
-    assert {o["kind"] for o in enforce} >= {"NetworkPolicy", "ServiceMonitor"}
+    assert {o["kind"] for o in enforce} >= {"NetworkPolicy", "ServiceMonitor", "CustomResourceDefinition"}
 
     matched = one(render(VALUES["match-conditions-values"]), "ValidatingWebhookConfiguration")["webhooks"][0]
     assert matched["matchConditions"][0]["name"] == "datadog-signal"

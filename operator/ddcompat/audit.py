@@ -24,8 +24,10 @@ from .evaluate import Finding
 from .facts import NotAWorkload, workload_from_object
 from .kube import KubeClient, KubeError
 from .review import Reviewer
+from .store import selector_matches
 
 REPORT_NAME: Final = "ddcompat"
+POLICIES: Final = "/apis/ddcompat.io/v1alpha1/compatibilitypolicies"
 REPORTS: Final = "/apis/wgpolicyk8s.io/v1alpha2/namespaces/{ns}/policyreports"
 EVENT_REASON: Final = "DDCompatNewFinding"
 logger = logging.getLogger("ddcompat.audit")
@@ -172,6 +174,7 @@ class Auditor:
             await self.kube.upsert(collection, report)
             reports[ns] = report
             await self._events_for_new_findings(previous, judged)
+        await self._policy_status(by_namespace, now)
         if self.gauge is not None:
             counts = {"allow": 0, "warn": 0, "deny": 0}
             for judged in by_namespace.values():
@@ -180,6 +183,35 @@ class Auditor:
             for decision, count in counts.items():
                 self.gauge.labels(decision).set(count)
         return reports
+
+    async def _policy_status(
+        self,
+        by_namespace: Mapping[str, Mapping[Owner, tuple[str, tuple[Finding, ...]]]],
+        now: datetime.datetime,
+    ) -> None:
+        """A summary on each CompatibilityPolicy: workloads in the namespaces it selects, by decision."""
+        store = self.reviewer.store
+        for name, spec in list(store.policies.items()):
+            counts = {"allow": 0, "warn": 0, "deny": 0}
+            for ns, judged in by_namespace.items():
+                if selector_matches(spec.selector, store.namespace_labels.get(ns, {})):
+                    for decision, _ in judged.values():
+                        counts[decision] += 1
+            status = {
+                "status": {
+                    "summary": {
+                        **counts,
+                        "lastAudit": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "policyVersion": store.policy.version,
+                    }
+                }
+            }
+            try:
+                await self.kube.request(
+                    "PATCH", f"{POLICIES}/{name}/status", status, content_type="application/merge-patch+json"
+                )
+            except KubeError as exc:
+                logger.warning("status of CompatibilityPolicy %s not updated: %s", name, exc)
 
     async def _namespaces_with_reports(self) -> Iterable[str]:
         try:
