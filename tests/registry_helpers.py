@@ -81,6 +81,7 @@ class Registry:
         labels: dict[str, str] | None = None,
         arch: str = "amd64",
         docker: bool = False,
+        layers: list[bytes] | None = None,
     ) -> tuple[str, int]:
         config = {
             "architecture": arch,
@@ -89,8 +90,7 @@ class Registry:
             "rootfs": {"type": "layers", "diff_ids": []},
         }
         cdigest, csize = self.push_blob(repo, json.dumps(config).encode())
-        layer = f"layer of {repo} {arch}".encode()
-        ldigest, lsize = self.push_blob(repo, layer)
+        pushed = [self.push_blob(repo, layer) for layer in (layers or [f"layer of {repo} {arch}".encode()])]
         media = DOCKER_MANIFEST if docker else OCI_MANIFEST
         manifest = {
             "schemaVersion": 2,
@@ -103,7 +103,8 @@ class Registry:
                 "size": csize,
             },
             "layers": [
-                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ldigest, "size": lsize}
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s}
+                for d, s in pushed
             ],
         }
         return self.push_manifest(

@@ -382,3 +382,46 @@ def test_stalled_registry_does_not_hold_up_other_admissions(tmp_path: Path) -> N
         assert all(r["allowed"] and r["auditAnnotations"]["decision"] == "allow" for _, r in fast_results)
 
     asyncio.run(scenario())
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    import gzip
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue())
+
+
+async def test_ddtrace_found_in_the_layers_when_no_label_says(registry: Any) -> None:
+    reg, _ = registry
+    site = "usr/local/lib/python3.12/site-packages"
+    base = tar_gz({"usr/bin/python3.12": b"\x7fELF" + b"0" * 4096})
+    app = tar_gz(
+        {
+            f"{site}/ddtrace/__init__.py": b"",
+            f"{site}/" + "deeply/" * 20 + "nested.py": b"",  # a GNU long name on the way
+            f"{site}/ddtrace-2.20.0.dist-info/METADATA": b"Name: ddtrace\nVersion: 2.20.0\n",
+            f"{site}/ddtrace-2.20.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nTag: cp312-cp312-linux\n",
+        }
+    )
+    await asyncio.to_thread(reg.push_image, "shop/unlabelled", "1", env=["PATH=/usr/bin"], layers=[base, app])
+    image = f"{reg.host}/shop/unlabelled:1"
+    lookup = make_lookup(insecure=[reg.host], budget=2.0)
+    pod = plain_pod(image, env={"DD_IAST_ENABLED": "true"})
+    first = (await lookup(workload_from_object(pod), [image]))[image]
+    assert first.ddtrace is None and first.pending == "image analysis pending"
+    for _ in range(100):  # the scan runs in the background
+        await asyncio.sleep(0.05)
+        if not lookup._scans:
+            break
+    known = (await lookup(workload_from_object(pod), [image]))[image]
+    await lookup.close()
+    assert known.ddtrace is not None and str(known.ddtrace.value) == "2.20.0"
+    assert "layers: ddtrace-2.20.0.dist-info" in known.ddtrace.source
+    assert known.python is not None and str(known.python.value) == "3.12"

@@ -74,6 +74,7 @@ class ImageFacts:
     python: Fact[Version] | None = None
     ddtrace: Fact[Version] | None = None
     unavailable: str | None = None  # why the registry could not be read within the budget
+    pending: str | None = None  # the layer scan for this image has not finished yet
 
 
 @dataclass
@@ -427,6 +428,8 @@ def _apply_image_facts(facts: ContainerFacts, image: ImageFacts | None) -> None:
         return
     if facts.ddtrace is None and facts.ddtrace_unresolved is None and image.ddtrace is not None:
         facts.ddtrace = image.ddtrace
+    if facts.ddtrace is None and facts.ddtrace_unresolved is None and image.pending:
+        facts.ddtrace_unresolved = image.pending
     if facts.python is None and facts.python_unresolved is None and image.python is not None:
         facts.python = image.python
     if image.unavailable and (facts.ddtrace is None or facts.python is None):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ import aiohttp
 from yarl import URL
 
 from .facts import Fact, ImageFacts, Workload
+from .layers import LayerFinding, LayerStream
 from .versions import InvalidVersion, Version, parse_version
 
 logger = logging.getLogger("ddcompat.registry")
@@ -99,11 +101,12 @@ def parse_reference(image: str) -> ImageRef:
 
 @dataclass(frozen=True)
 class ImageMetadata:
-    """What we read from one image's config: ``Env`` and ``Labels``."""
+    """What we read from one image's config: ``Env`` and ``Labels`` (and where its layers are)."""
 
     digest: str
     env: Mapping[str, str]
     labels: Mapping[str, str]
+    layers: tuple[tuple[str, int], ...] = ()  # (digest, size), bottom to top
 
 
 def _verify(body: bytes, digest: str, what: str) -> None:
@@ -293,7 +296,58 @@ class RegistryClient:
                 key, _, value = item.partition("=")
                 env[key] = value
         labels = {k: v for k, v in (cfg.get("Labels") or {}).items() if isinstance(v, str)}
-        return ImageMetadata(digest, env, labels)
+        layers = tuple(
+            (str(layer.get("digest")), int(layer.get("size") or 0))
+            for layer in manifest.get("layers") or []
+            if isinstance(layer, dict) and layer.get("digest")
+        )
+        return ImageMetadata(digest, env, labels, layers)
+
+    async def scan_layers(
+        self, ref: ImageRef, layers: Sequence[tuple[str, int]], budget: int
+    ) -> LayerFinding:
+        """Stream layers (top first) through the tar-header scanner, within `budget` compressed bytes.
+
+        A finding is trusted only from a layer read to its end whose digest matched.
+        """
+        spent = 0
+        for digest, size in reversed(layers):
+            if spent + size > budget:
+                continue
+            spent += size
+            stream = LayerStream(budget)
+            hasher = hashlib.sha256()
+            url = f"{self._base(ref)}/blobs/{digest}"
+            status, _, _ = await self._request("HEAD", url, ref)  # answers the auth challenge first
+            if status != 200:
+                continue
+            auth = self._cached_auth(ref.endpoint, f"repository:{ref.repository}:pull")
+            for _hop in range(6):  # redirects by hand: Authorization only to the registry host itself
+                same_host = URL(url).host == ref.endpoint.split(":")[0]
+                headers = {"Authorization": auth} if auth and same_host else {}
+                async with self.session.get(
+                    url,
+                    headers=headers,
+                    allow_redirects=False,
+                    ssl=self.ssl if url.startswith("https") else False,
+                ) as resp:
+                    if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                        url = str(resp.url.join(URL(resp.headers["Location"])))
+                        continue
+                    if resp.status != 200:
+                        break
+                    scanning = True
+                    async for chunk in resp.content.iter_chunked(64 * 1024):
+                        hasher.update(chunk)
+                        if scanning:
+                            scanning = stream.feed(chunk)
+                    break
+            if "sha256:" + hasher.hexdigest() != digest:
+                logger.warning("image %s: layer %s digest mismatch, not trusted", ref, digest[:19])
+                continue
+            if stream.scanner.found.ddtrace:
+                return stream.scanner.found
+        return LayerFinding()
 
 
 def _challenge_fields(params: str) -> list[tuple[str, str]]:
@@ -384,6 +438,7 @@ class ImageLookup:
 
     client_factory: Callable[[], Awaitable[RegistryClient]]
     budget: float = 2.0
+    scan_bytes: int = 256 * 1024 * 1024  # layers read per image to find ddtrace's dist-info (0: never)
     default_arch: str = "amd64"
     label_keys: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_LABELS))
     stats: LookupStats = field(default_factory=LookupStats)
@@ -392,6 +447,8 @@ class ImageLookup:
         self._facts = _TTLCache(ttl=60.0, size=4096)  # (image, arch) → ImageFacts; tags move, so 60 s
         self._failures = _TTLCache(ttl=30.0, size=4096)  # (image, arch) → reason
         self._inflight: dict[tuple[str, str], asyncio.Task[ImageFacts]] = {}
+        self._scans: dict[str, asyncio.Task[None]] = {}  # by manifest digest: one layer scan at a time
+        self._scanned: dict[str, LayerFinding] = {}  # by manifest digest (immutable): bounded below
         self._client: RegistryClient | None = None
 
     async def _get_client(self) -> RegistryClient:
@@ -451,12 +508,54 @@ class ImageLookup:
             return ImageFacts(unavailable=reason)
         facts = facts_from_metadata(meta, image, self.label_keys)
         self.stats.ok += 1
+        if facts.ddtrace is None and meta.layers and self.scan_bytes > 0:
+            facts = self._with_layers(facts, image, ref, meta, key)
         self._facts.put(key, facts)
         return facts
+
+    def _with_layers(
+        self, facts: ImageFacts, image: str, ref: ImageRef, meta: ImageMetadata, key: tuple[str, str]
+    ) -> ImageFacts:
+        """Layer facts when this image was scanned already; else start the scan and say it is pending."""
+        found = self._scanned.get(meta.digest)
+        if found is not None:
+            return _merge_layer_facts(facts, found, image)
+        if meta.digest not in self._scans:
+            self._scans[meta.digest] = asyncio.create_task(self._scan(image, ref, meta, key, facts))
+        return ImageFacts(python=facts.python, ddtrace=None, pending="image analysis pending")
+
+    async def _scan(
+        self, image: str, ref: ImageRef, meta: ImageMetadata, key: tuple[str, str], facts: ImageFacts
+    ) -> None:
+        try:
+            client = await self._get_client()
+            found = await client.scan_layers(ref, meta.layers, self.scan_bytes)
+        except (RegistryError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            logger.warning("image %s: layer scan failed: %s", image, exc)
+            found = LayerFinding()
+        finally:
+            self._scans.pop(meta.digest, None)
+        if len(self._scanned) > 4096:
+            self._scanned.clear()
+        self._scanned[meta.digest] = found
+        self._facts.put(key, _merge_layer_facts(facts, found, image))
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.session.close()
+
+
+def _merge_layer_facts(facts: ImageFacts, found: LayerFinding, image: str) -> ImageFacts:
+    ddtrace = facts.ddtrace
+    python = facts.python
+    where = found.path.split("site-packages/")[-1].split("/")[0] if found.path else ""
+    if ddtrace is None and found.ddtrace:
+        with contextlib.suppress(InvalidVersion):
+            ddtrace = Fact(parse_version(found.ddtrace), f"image {image} (layers: {where})")
+    if python is None and found.python:
+        with contextlib.suppress(InvalidVersion):
+            python = Fact(parse_version(found.python), f"image {image} (layers: {where}/WHEEL tag)")
+    return ImageFacts(python=python, ddtrace=ddtrace)
 
 
 def _pod_arch(workload: Workload) -> str | None:
