@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import shutil
 import ssl
 import subprocess
@@ -21,7 +20,7 @@ import yaml
 from cryptography import x509
 
 from conftest import make_pod
-from server_helpers import ROOT, admission_review, free_port
+from server_helpers import ROOT, admission_review, running_server
 
 CHART = ROOT / "charts" / "ddcompat"
 VALUES = {"default": None, **{p.stem: p for p in sorted((CHART / "ci").glob("*.yaml"))}}
@@ -345,43 +344,21 @@ def test_kube_apiserver_shaped_end_to_end(tmp_path: Path) -> None:
             for a in one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
             if a.startswith("--mode=")
         ).split("=")[1]
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ddcompat.cli",
-                "serve",
-                "--local",
-                "--port",
-                str(port),
-                "--tls-cert",
-                str(tmp_path / "tls.crt"),
-                "--tls-key",
-                str(tmp_path / "tls.key"),
-                "--mode",
-                mode,
-                "--now",
-                "2026-11-24",
-                "--namespace",
-                NAMESPACE,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "DDCOMPAT_DRAIN_SECONDS": "0"},
-        )
-        assert proc.stdout is not None
-        while "admission webhook on" not in proc.stdout.readline():
-            assert proc.poll() is None
-
-        try:
-            asyncio.run(apiserver_scenario(hook, port, mode, proc))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+        with running_server(
+            tmp_path / name,
+            "--tls-cert",
+            str(tmp_path / "tls.crt"),
+            "--tls-key",
+            str(tmp_path / "tls.key"),
+            "--mode",
+            mode,
+            "--now",
+            "2026-11-24",
+            "--namespace",
+            NAMESPACE,
+            env={"DDCOMPAT_DRAIN_SECONDS": "0"},
+        ) as server:
+            asyncio.run(apiserver_scenario(hook, server.port, mode, server.proc))
 
 
 def test_dockerfile_properties() -> None:

@@ -287,7 +287,19 @@ async def test_bearer_token_flow(registry: Any) -> None:
         seen["scope"] = request.query.get("scope")
         return web.json_response({"token": "t0k3n", "expires_in": 300})
 
+    async def storage(request: web.Request) -> web.StreamResponse:
+        """Blob storage on another host (ECR → S3): it must never see the registry token."""
+        seen.setdefault("storage_auth", []).append(request.headers.get("Authorization"))
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"http://{reg.host}/v2/{request.match_info['tail']}") as up,
+        ):
+            return web.Response(body=await up.read())
+
     async def api(request: web.Request) -> web.StreamResponse:
+        if "/blobs/" in request.path and request.headers.get("Authorization") == "Bearer t0k3n":
+            tail = request.path.removeprefix("/v2/")
+            raise web.HTTPTemporaryRedirect(f"http://localhost:{port}/storage/{tail}")
         if request.headers.get("Authorization") != "Bearer t0k3n":
             return web.Response(
                 status=401,
@@ -311,6 +323,7 @@ async def test_bearer_token_flow(registry: Any) -> None:
 
     app = web.Application()
     app.router.add_get("/token", token)
+    app.router.add_get("/storage/{tail:.*}", storage)
     app.router.add_route("*", "/v2/{tail:.*}", api)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
@@ -327,6 +340,7 @@ async def test_bearer_token_flow(registry: Any) -> None:
         assert meta.env["PYTHON_VERSION"] == "3.14.1"
         assert seen["scope"] == "repository:shop/web:pull"
         assert seen["token_auth"] == "Basic " + base64.b64encode(b"u:p").decode()
+        assert seen["storage_auth"] == [None]  # the config blob came through the redirect, without our token
     finally:
         await runner.cleanup()
 

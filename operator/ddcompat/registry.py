@@ -23,7 +23,7 @@ import logging
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -142,49 +142,53 @@ class RegistryClient:
         scheme = "http" if ref.registry in self.insecure or ref.endpoint in self.insecure else "https"
         return f"{scheme}://{ref.endpoint}/v2/{ref.repository}"
 
-    async def _request(
-        self, method: str, url: str, ref: ImageRef, *, accept: str | None = None, limit: int = MAX_MANIFEST
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """A request with auth challenges answered and redirects followed by hand.
+    @contextlib.asynccontextmanager
+    async def _follow(
+        self, method: str, url: str, ref: ImageRef, auth: str | None, accept: str | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The final response after redirects, followed by hand.
 
         ``Authorization`` goes only to the registry host itself: a redirect to blob storage (ECR → S3)
         carries its own signature, and must never receive our token.
         """
+        for _hop in range(6):
+            headers = {"Accept": accept} if accept else {}
+            if auth and URL(url).host == ref.endpoint.split(":")[0]:
+                headers["Authorization"] = auth
+            async with self.session.request(
+                method,
+                url,
+                headers=headers,
+                allow_redirects=False,
+                ssl=self.ssl if url.startswith("https") else False,
+            ) as resp:
+                if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                    url = str(resp.url.join(URL(resp.headers["Location"])))
+                    continue
+                yield resp
+                return
+        raise RegistryError(f"{ref}: too many redirects")
+
+    async def _request(
+        self, method: str, url: str, ref: ImageRef, *, accept: str | None = None, limit: int = MAX_MANIFEST
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """A bounded request with the auth challenge answered (once) and redirects followed."""
         scope = f"repository:{ref.repository}:pull"
         auth = self._cached_auth(ref.endpoint, scope)
-        for _attempt in range(2):
-            current = url
-            for _hop in range(6):
-                host = URL(current).host
-                headers = {"Accept": accept} if accept else {}
-                if auth and host == ref.endpoint.split(":")[0]:
-                    headers["Authorization"] = auth
-                async with self.session.request(
-                    method,
-                    current,
-                    headers=headers,
-                    allow_redirects=False,
-                    ssl=self.ssl if current.startswith("https") else False,
-                ) as resp:
-                    if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                        current = str(resp.url.join(URL(resp.headers["Location"])))
-                        continue
-                    if resp.status == 401 and _attempt == 0:
-                        auth = await self._authenticate(ref, resp.headers.get("WWW-Authenticate", ""), scope)
-                        break
-                    body = b""
-                    if method != "HEAD":
-                        size = int(resp.headers.get("Content-Length") or 0)
-                        if size > limit:
-                            raise RegistryError(
-                                f"{ref}: response of {size} bytes is over the {limit}-byte limit"
-                            )
-                        body = await resp.content.read(limit + 1)
-                        if len(body) > limit:
-                            raise RegistryError(f"{ref}: response over the {limit}-byte limit")
-                    return resp.status, dict(resp.headers), body
-            else:
-                raise RegistryError(f"{ref}: too many redirects")
+        for attempt in range(2):
+            async with self._follow(method, url, ref, auth, accept) as resp:
+                if resp.status == 401 and attempt == 0:
+                    auth = await self._authenticate(ref, resp.headers.get("WWW-Authenticate", ""), scope)
+                    continue
+                body = b""
+                if method != "HEAD":
+                    size = int(resp.headers.get("Content-Length") or 0)
+                    if size > limit:
+                        raise RegistryError(f"{ref}: response of {size} bytes is over the {limit}-byte limit")
+                    body = await resp.content.read(limit + 1)
+                    if len(body) > limit:
+                        raise RegistryError(f"{ref}: response over the {limit}-byte limit")
+                return resp.status, dict(resp.headers), body
         raise RegistryError(f"{ref}: unauthorized (check the pull secret)")
 
     def _cached_auth(self, endpoint: str, scope: str) -> str | None:
@@ -322,26 +326,14 @@ class RegistryClient:
             if status != 200:
                 continue
             auth = self._cached_auth(ref.endpoint, f"repository:{ref.repository}:pull")
-            for _hop in range(6):  # redirects by hand: Authorization only to the registry host itself
-                same_host = URL(url).host == ref.endpoint.split(":")[0]
-                headers = {"Authorization": auth} if auth and same_host else {}
-                async with self.session.get(
-                    url,
-                    headers=headers,
-                    allow_redirects=False,
-                    ssl=self.ssl if url.startswith("https") else False,
-                ) as resp:
-                    if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                        url = str(resp.url.join(URL(resp.headers["Location"])))
-                        continue
-                    if resp.status != 200:
-                        break
-                    scanning = True
-                    async for chunk in resp.content.iter_chunked(64 * 1024):
-                        hasher.update(chunk)
-                        if scanning:
-                            scanning = stream.feed(chunk)
-                    break
+            async with self._follow("GET", url, ref, auth) as resp:
+                if resp.status != 200:
+                    continue
+                scanning = True
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    hasher.update(chunk)
+                    if scanning:
+                        scanning = stream.feed(chunk)
             if "sha256:" + hasher.hexdigest() != digest:
                 logger.warning("image %s: layer %s digest mismatch, not trusted", ref, digest[:19])
                 continue
