@@ -439,3 +439,68 @@ async def test_ddtrace_found_in_the_layers_when_no_label_says(registry: Any) -> 
     assert known.ddtrace is not None and str(known.ddtrace.value) == "2.20.0"
     assert "layers: ddtrace-2.20.0.dist-info" in known.ddtrace.source
     assert known.python is not None and str(known.python.value) == "3.12"
+
+
+async def test_pull_secrets_read_through_the_api(kmock: Any, tmp_path: Path) -> None:
+    """The pod's and its ServiceAccount's dockerconfigjson secrets unlock a private registry, in their own
+    namespace only; an Opaque secret is never read as credentials."""
+    from ddcompat.kube import KubeClient
+    from ddcompat.pullsecrets import PullSecretReader
+
+    for resource in ("v1/secrets", "v1/serviceaccounts"):
+        kmock.resources[resource] = {"namespaced": True, "verbs": {"get", "create"}}
+    kube = KubeClient(str(kmock.url))
+    tls = certs.generate(tmp_path / "tls", ["127.0.0.1"])
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"puller:{bcrypt.hashpw(b's3cret', bcrypt.gensalt(rounds=4)).decode()}\n")
+    with running_registry(tmp_path, htpasswd=htpasswd, tls=(tls.cert, tls.key)) as (_, port):
+        host = f"127.0.0.1:{port}"
+        reg = Registry(host, "https", auth=("puller", "s3cret"), cafile=tls.ca)
+        await asyncio.to_thread(reg.push_image, "team/api", "2", **PY314_DDTRACE_2)
+        config = base64.b64encode(
+            json.dumps({"auths": {host: {"auth": base64.b64encode(b"puller:s3cret").decode()}}}).encode()
+        ).decode()
+        for ns, name, kind in (
+            ("team", "regcred", "kubernetes.io/dockerconfigjson"),
+            ("team", "sa-cred", "kubernetes.io/dockerconfigjson"),
+            ("other", "regcred", "Opaque"),
+        ):
+            await kube.request(
+                "POST",
+                f"/api/v1/namespaces/{ns}/secrets",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": kind,
+                    "metadata": {"name": name, "namespace": ns},
+                    "data": {".dockerconfigjson": config},
+                },
+            )
+        await kube.request(
+            "POST",
+            "/api/v1/namespaces/team/serviceaccounts",
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "builder", "namespace": "team"},
+                "imagePullSecrets": [{"name": "sa-cred"}],
+            },
+        )
+        lookup = make_lookup(budget=3.0, ca_bundle=str(tls.ca))
+        lookup.pull_secrets = PullSecretReader(kube)
+        image = f"{host}/team/api:2"
+
+        async def facts_for(ns: str, **spec: Any) -> Any:
+            pod = plain_pod(image)
+            pod["metadata"]["namespace"] = ns
+            pod["spec"].update(spec)
+            return (await lookup(workload_from_object(pod), [image]))[image]
+
+        by_pod = await facts_for("team", imagePullSecrets=[{"name": "regcred"}])
+        assert by_pod.python is not None and str(by_pod.python.value) == "3.14.1"
+        by_account = await facts_for("team", serviceAccountName="builder")
+        assert by_account.python is not None
+        other = await facts_for("other", imagePullSecrets=[{"name": "regcred"}])  # Opaque: not credentials
+        assert other.python is None and other.unavailable and "credentials" in other.unavailable
+        await lookup.close()
+    await kube.close()

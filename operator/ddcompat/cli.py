@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="in the cluster: re-audit running workloads this often (0: off; default 600)",
     )
+    serve.add_argument(
+        "--read-pull-secrets",
+        action="store_true",
+        help="in the cluster: read the pods' dockerconfigjson pull secrets for registry access",
+    )
     serve.add_argument("--exempt-namespace", action="append", default=[], metavar="NS")
     serve.add_argument(
         "--namespace",

@@ -30,6 +30,8 @@ from .kube import KubeClient
 from .lease import LeaseElector
 from .metrics import Metrics
 from .policy import load_policy
+from .pullsecrets import PullSecretReader
+from .registry import ImageLookup
 from .review import Reviewer
 from .server import CertReloader, PolicyReloader, WebhookApp, serve_forever
 from .store import InvalidPolicySpec, PolicyStore
@@ -176,6 +178,8 @@ def run_cluster(args: argparse.Namespace) -> int:
         )
         if args.audit_interval > 0:
             background.append(lambda: auditor.run(is_leader=elector))
+        if args.read_pull_secrets and isinstance(reviewer.images, ImageLookup):
+            reviewer.images.pull_secrets = PullSecretReader(client)
         sink = EventSink(client, dropped=metrics.events_dropped)
         webhook.on_outcome = sink.offer
         background.append(sink.run)

@@ -47,6 +47,8 @@ MAX_CONFIG: Final = 8 * 1024 * 1024
 DEFAULT_LABELS: Final = {"ddtrace": ("com.datadoghq.ddtrace.version",), "python": ("org.python.version",)}
 
 Credentials = Callable[[str], tuple[str, str] | None]  # registry host → (username, password)
+# workload → (identity of the credentials, e.g. "ns/secret-a,secret-b#<hash>", and the credentials)
+PullSecrets = Callable[[Workload], Awaitable[tuple[str, Credentials | None]]]
 
 
 class RegistryError(Exception):
@@ -137,6 +139,13 @@ class RegistryClient:
             self.ssl.load_verify_locations(cafile=ca_bundle)
         self.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def with_credentials(self, credentials: Credentials | None) -> RegistryClient:
+        """The same session and TLS settings with other credentials and a token cache of their own, so a
+        token fetched with one namespace's pull secret never serves another's request."""
+        clone = RegistryClient(self.session, insecure=sorted(self.insecure), credentials=credentials)
+        clone.ssl = self.ssl
+        return clone
 
     def _base(self, ref: ImageRef) -> str:
         scheme = "http" if ref.registry in self.insecure or ref.endpoint in self.insecure else "https"
@@ -434,26 +443,50 @@ class ImageLookup:
     default_arch: str = "amd64"
     label_keys: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_LABELS))
     stats: LookupStats = field(default_factory=LookupStats)
+    pull_secrets: PullSecrets | None = None  # in the cluster: the pod's and its ServiceAccount's secrets
 
     def __post_init__(self) -> None:
-        self._facts = _TTLCache(ttl=60.0, size=4096)  # (image, arch) → ImageFacts; tags move, so 60 s
-        self._failures = _TTLCache(ttl=30.0, size=4096)  # (image, arch) → reason
-        self._inflight: dict[tuple[str, str], asyncio.Task[ImageFacts]] = {}
+        # keys are (image, arch, credentials identity): what one namespace's secret unlocks stays its own
+        self._facts = _TTLCache(ttl=60.0, size=4096)  # → ImageFacts; tags move, so 60 s
+        self._failures = _TTLCache(ttl=30.0, size=4096)  # → reason
+        self._inflight: dict[tuple[str, str, str], asyncio.Task[ImageFacts]] = {}
         self._scans: dict[str, asyncio.Task[None]] = {}  # by manifest digest: one layer scan at a time
         self._scanned: dict[str, LayerFinding] = {}  # by manifest digest (immutable): bounded below
         self._client: RegistryClient | None = None
+        self._clients: dict[str, RegistryClient] = {}  # by credentials identity
 
-    async def _get_client(self) -> RegistryClient:
+    async def _get_client(self, ident: str = "", credentials: Credentials | None = None) -> RegistryClient:
         if self._client is None:
             self._client = await self.client_factory()
-        return self._client
+        if not ident:
+            return self._client
+        client = self._clients.get(ident)
+        if client is None:
+            if len(self._clients) > 1024:
+                self._clients.clear()
+            client = self._clients[ident] = self._client.with_credentials(credentials)
+        return client
 
     async def __call__(self, workload: Workload, images: Sequence[str]) -> Mapping[str, ImageFacts]:
         arch = _pod_arch(workload) or self.default_arch
+        started = time.monotonic()
+        ident, credentials = "", None
+        if self.pull_secrets is not None:
+            try:
+                ident, credentials = await asyncio.wait_for(
+                    self.pull_secrets(workload), timeout=self.budget / 2
+                )
+            except Exception as exc:  # a missing or unreadable secret: look up anonymously
+                logger.warning(
+                    "pull secrets of %s/%s not read: %s",
+                    workload.namespace,
+                    workload.name,
+                    type(exc).__name__,
+                )
         result: dict[str, ImageFacts] = {}
         pending: dict[str, asyncio.Task[ImageFacts]] = {}
         for image in dict.fromkeys(images):
-            key = (image, arch)
+            key = (image, arch, ident)
             cached = self._facts.get(key)
             if cached is not None:
                 self.stats.hits += 1
@@ -467,12 +500,13 @@ class ImageLookup:
             self.stats.misses += 1
             task = self._inflight.get(key)
             if task is None:
-                task = asyncio.create_task(self._fetch(image, arch))
+                task = asyncio.create_task(self._fetch(image, arch, ident, credentials))
                 self._inflight[key] = task
                 task.add_done_callback(lambda _t, key=key: self._inflight.pop(key, None))  # type: ignore[misc]
             pending[image] = task
         if pending:
-            done, _ = await asyncio.wait([asyncio.shield(t) for t in pending.values()], timeout=self.budget)
+            remaining = max(0.05, self.budget - (time.monotonic() - started))
+            done, _ = await asyncio.wait([asyncio.shield(t) for t in pending.values()], timeout=remaining)
             del done
             for image, task in pending.items():
                 if task.done() and not task.cancelled() and task.exception() is None:
@@ -484,11 +518,13 @@ class ImageLookup:
                     )
         return result
 
-    async def _fetch(self, image: str, arch: str) -> ImageFacts:
-        key = (image, arch)
+    async def _fetch(
+        self, image: str, arch: str, ident: str = "", credentials: Credentials | None = None
+    ) -> ImageFacts:
+        key = (image, arch, ident)
         try:
             ref = parse_reference(image)
-            client = await self._get_client()
+            client = await self._get_client(ident, credentials)
             meta = await client.metadata(ref, arch)
         except (RegistryError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             reason = str(exc) or type(exc).__name__
@@ -501,26 +537,37 @@ class ImageLookup:
         facts = facts_from_metadata(meta, image, self.label_keys)
         self.stats.ok += 1
         if facts.ddtrace is None and meta.layers and self.scan_bytes > 0:
-            facts = self._with_layers(facts, image, ref, meta, key)
+            facts = self._with_layers(facts, image, ref, meta, key, client)
         self._facts.put(key, facts)
         return facts
 
     def _with_layers(
-        self, facts: ImageFacts, image: str, ref: ImageRef, meta: ImageMetadata, key: tuple[str, str]
+        self,
+        facts: ImageFacts,
+        image: str,
+        ref: ImageRef,
+        meta: ImageMetadata,
+        key: tuple[str, str, str],
+        client: RegistryClient,
     ) -> ImageFacts:
         """Layer facts when this image was scanned already; else start the scan and say it is pending."""
         found = self._scanned.get(meta.digest)
         if found is not None:
             return _merge_layer_facts(facts, found, image)
         if meta.digest not in self._scans:
-            self._scans[meta.digest] = asyncio.create_task(self._scan(image, ref, meta, key, facts))
+            self._scans[meta.digest] = asyncio.create_task(self._scan(image, ref, meta, key, facts, client))
         return ImageFacts(python=facts.python, ddtrace=None, pending="image analysis pending")
 
     async def _scan(
-        self, image: str, ref: ImageRef, meta: ImageMetadata, key: tuple[str, str], facts: ImageFacts
+        self,
+        image: str,
+        ref: ImageRef,
+        meta: ImageMetadata,
+        key: tuple[str, str, str],
+        facts: ImageFacts,
+        client: RegistryClient,
     ) -> None:
         try:
-            client = await self._get_client()
             found = await client.scan_layers(ref, meta.layers, self.scan_bytes)
         except (RegistryError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             logger.warning("image %s: layer scan failed: %s", image, exc)
