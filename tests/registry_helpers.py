@@ -32,9 +32,12 @@ class Registry:
     scheme: str
     auth: tuple[str, str] | None = None
     cafile: Path | None = None
+    bearer: str | None = None
 
     def _open(self, req: urllib.request.Request) -> Any:
-        if self.auth:
+        if self.bearer:
+            req.add_header("Authorization", f"Bearer {self.bearer}")
+        elif self.auth:
             import base64
 
             token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()

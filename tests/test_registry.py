@@ -504,3 +504,110 @@ async def test_pull_secrets_read_through_the_api(kmock: Any, tmp_path: Path) -> 
         assert other.python is None and other.unavailable and "credentials" in other.unavailable
         await lookup.close()
     await kube.close()
+
+
+def _jwt(claims: dict[str, Any], key: Any, cert_der: bytes) -> str:
+    """An ES256 JWT the way docker-registry's token auth wants it: the signing certificate in `x5c`."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(cert_der).decode()]}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+async def test_token_auth_registry_with_a_token_server(tmp_path: Path) -> None:
+    """docker-registry's own token auth (`auth.token`), with a small token server in the test that checks
+    Basic credentials and signs a JWT the registry verifies against its root certificate bundle."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ddcompat-test-token-signer")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    bundle = tmp_path / "token-root.crt"
+    bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    issued: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Basic " + base64.b64encode(b"ci:pw").decode():
+            return web.Response(status=401)
+        access = []
+        for scope in request.query.getall("scope", []):
+            kind, repo, actions = scope.split(":")
+            access.append({"type": kind, "name": repo, "actions": actions.split(",")})
+            issued.append(scope)
+        t = int(time.time())
+        claims = {
+            "iss": "ddcompat-test",
+            "sub": "ci",
+            "aud": request.query.get("service"),
+            "exp": t + 300,
+            "nbf": t - 10,
+            "iat": t,
+            "jti": str(t),
+            "access": access,
+        }
+        return web.json_response({"token": _jwt(claims, key, der), "expires_in": 300})
+
+    app = web.Application()
+    app.router.add_get("/token", token)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    token_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", token_port).start()
+    realm = f"http://127.0.0.1:{token_port}/token"
+    try:
+        with running_registry(
+            tmp_path,
+            token={
+                "realm": realm,
+                "service": "ddcompat-registry",
+                "issuer": "ddcompat-test",
+                "rootcertbundle": str(bundle),
+            },
+        ) as (_, port):
+            host = f"127.0.0.1:{port}"
+            async with (
+                aiohttp.ClientSession() as s,
+                s.get(
+                    realm,
+                    params={"service": "ddcompat-registry", "scope": "repository:team/svc:pull,push"},
+                    headers={"Authorization": "Basic " + base64.b64encode(b"ci:pw").decode()},
+                ) as r,
+            ):
+                push_token = (await r.json())["token"]
+            await asyncio.to_thread(
+                Registry(host, "http", bearer=push_token).push_image, "team/svc", "1", **PY314_DDTRACE_2
+            )
+            secret = {"auths": {host: {"username": "ci", "password": "pw"}}}
+            lookup = make_lookup(
+                insecure=[host], budget=3.0, credentials=credentials_from_dockerconfig(secret)
+            )
+            image = f"{host}/team/svc:1"
+            facts = (await lookup(workload_from_object(plain_pod(image)), [image]))[image]
+            await lookup.close()
+            assert facts.ddtrace is not None and str(facts.ddtrace.value) == "2.20.0"
+            assert "repository:team/svc:pull" in issued  # the client asked for pull only
+    finally:
+        await runner.cleanup()
