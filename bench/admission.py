@@ -220,6 +220,20 @@ def main() -> None:
         )
         bare_script = tmp / "bare.py"
         bare_script.write_text(BARE)
+        kopf_port = free_port()
+        kopf_path = subprocess.Popen(
+            [
+                *pin,
+                sys.executable,
+                str(ROOT / "bench" / "kopf_path.py"),
+                str(kopf_port),
+                str(tls.cert),
+                str(tls.key),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         bare = subprocess.Popen(
             [*pin, sys.executable, str(bare_script), str(bare_port), str(tls.cert), str(tls.key)],
             stdout=subprocess.DEVNULL,
@@ -238,8 +252,11 @@ def main() -> None:
                 table.append((conns, results["ddcompat"][conns], results["bare aiohttp"][conns]))
             p50, p99 = asyncio.run(steady(ours_port, tls.ca, [b.read_bytes() for b in bodies], 500, 6.0))
             rss_end = rss_mb(ours.pid)
+            wait_port(kopf_port)
+            wrk(kopf_port, 16, 1, lua, bodies)
+            kopf_rps, kopf_p99 = wrk(kopf_port, 16, args.duration, lua, bodies)
         finally:
-            for proc in (ours, bare):
+            for proc in (ours, bare, kopf_path):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(15)
     print(
@@ -252,6 +269,12 @@ def main() -> None:
     for conns, (rps, p99c), (brps, bp99) in table:
         print(f"{conns:>5} | {rps:>12.0f} {p99c:>7.2f} | {brps:>9.0f} {bp99:>7.2f} | {rps / brps:.2f}")
     print(f"steady 500 req/s (ddcompat): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    ours16 = results["ddcompat"][16][0]
+    print(
+        f"kopf's generic @kopf.on.validate path, same evaluator, c=16: {kopf_rps:.0f} rps, "
+        f"p99 {kopf_p99:.2f} ms "
+        f"= {kopf_rps / ours16:.2f}x ours ({kopf_rps / results['bare aiohttp'][16][0]:.2f}x bare)"
+    )
     print(f"ddcompat RSS: {rss_start:.1f} MiB at start, {rss_end:.1f} MiB at the end")
     rps16, bare16 = results["ddcompat"][16][0], results["bare aiohttp"][16][0]
     if args.json:
