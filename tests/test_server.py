@@ -294,11 +294,25 @@ def test_broken_policy_override_stops_start_up_and_reload_keeps_last_good(tmp_pa
     with running_server(
         tmp_path, "--policy-dir", str(override), "--mode", "enforce", env={"DDCOMPAT_RELOAD_INTERVAL": "0.2"}
     ) as server:
-        (override / "lines.yaml").write_text("version: [garbage\n")
-        time.sleep(1.0)
-        _, body = asyncio.run(post(server, admission_review(make_pod(**DENIED))))
-        assert body["response"]["allowed"] is False
-        assert body["response"]["auditAnnotations"]["policy-version"] == "acme-1"
+
+        async def under_load() -> list[tuple[int, Any]]:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as session:
+                tasks = []
+                for i in range(400):
+                    if i == 100:  # the policy file is replaced with garbage while requests flow
+                        (override / "lines.yaml").write_text("version: [garbage\n")
+                    tasks.append(
+                        asyncio.create_task(
+                            post(server, admission_review(make_pod(**DENIED)), session=session)
+                        )
+                    )
+                    await asyncio.sleep(0.005)
+                return await asyncio.gather(*tasks)
+
+        results = asyncio.run(under_load())
+        time.sleep(0.5)
+        assert all(status == 200 and body["response"]["allowed"] is False for status, body in results)
+        assert {body["response"]["auditAnnotations"]["policy-version"] for _, body in results} == {"acme-1"}
 
         async def metrics() -> str:
             async with (
