@@ -17,12 +17,12 @@ import datetime
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from .evaluate import Finding
 from .facts import NotAWorkload, workload_from_object
 from .kube import KubeClient, KubeError
+from .owners import Owner, controller_ref, top_owner
 from .review import Reviewer
 from .store import selector_matches
 
@@ -31,46 +31,6 @@ POLICIES: Final = "/apis/ddcompat.io/v1alpha1/compatibilitypolicies"
 REPORTS: Final = "/apis/wgpolicyk8s.io/v1alpha2/namespaces/{ns}/policyreports"
 EVENT_REASON: Final = "DDCompatNewFinding"
 logger = logging.getLogger("ddcompat.audit")
-
-
-@dataclass(frozen=True)
-class Owner:
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
-    uid: str
-
-    def ref(self) -> dict[str, str]:
-        return {
-            "apiVersion": self.api_version,
-            "kind": self.kind,
-            "namespace": self.namespace,
-            "name": self.name,
-            "uid": self.uid,
-        }
-
-
-def top_owner(pod: Mapping[str, Any], owners: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> Owner:
-    """Follow controller ownerReferences up through the ReplicaSets and Jobs we listed."""
-    meta = pod.get("metadata") or {}
-    current = Owner("v1", "Pod", meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
-    for _ in range(4):
-        obj = pod if current.kind == "Pod" else owners.get((current.kind, current.namespace, current.name))
-        if obj is None:
-            break
-        refs = [r for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if r.get("controller")]
-        if not refs:
-            break
-        ref = refs[0]
-        current = Owner(
-            ref.get("apiVersion", ""),
-            ref.get("kind", ""),
-            current.namespace,
-            ref.get("name", ""),
-            ref.get("uid", ""),
-        )
-    return current
 
 
 def build_report(
@@ -139,7 +99,13 @@ class Auditor:
         for pod in pods:
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
-            owner = top_owner(pod, owners)
+            meta = pod.get("metadata") or {}
+            start = Owner("v1", "Pod", meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
+
+            async def listed(kind: str, ns: str, name: str) -> Mapping[str, Any] | None:
+                return owners.get((kind, ns, name))
+
+            owner = await top_owner(start, controller_ref(meta), listed)
             judged = by_namespace.setdefault(owner.namespace, {})
             if owner in judged:
                 continue  # one verdict per workload, from its first running pod

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .kube import KubeClient, KubeError
+from .owners import Owner, top_owner
 from .review import Outcome
 
 REASONS: Final = {"deny": "DDCompatDenied", "warn": "DDCompatWarning"}
@@ -113,25 +114,19 @@ class EventSink:
         return True
 
     async def _top_owner(self, p: _Pending) -> tuple[str, str, str]:
-        kind, name, api_version = p.kind, p.name, API_VERSIONS.get(p.kind, "v1")
-        refs: tuple[tuple[str, str, str], ...] = p.owner_refs
-        for _ in range(3):
-            if not refs:
-                break
-            api_version, kind, name = refs[0]
+        async def read(kind: str, ns: str, name: str) -> Mapping[str, Any] | None:
             path = OWNER_PATHS.get(kind)
             if path is None:
-                break
-            owner = None
+                return None
             with contextlib.suppress(KubeError):
-                owner = await self.kube.get(path.format(ns=p.namespace, name=name))
-            refs = _controller_refs((owner or {}).get("metadata") or {})
-        return kind, name, api_version
+                return await self.kube.get(path.format(ns=ns, name=name))
+            return None
 
-
-def _controller_refs(meta: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
-    return tuple(
-        (r.get("apiVersion", ""), r.get("kind", ""), r.get("name", ""))
-        for r in meta.get("ownerReferences") or []
-        if isinstance(r, dict) and r.get("controller")
-    )
+        start = Owner(API_VERSIONS.get(p.kind, "v1"), p.kind, p.namespace, p.name)
+        first = (
+            {"apiVersion": p.owner_refs[0][0], "kind": p.owner_refs[0][1], "name": p.owner_refs[0][2]}
+            if p.owner_refs
+            else None
+        )
+        owner = await top_owner(start, first, read, depth=3)
+        return owner.kind, owner.name, owner.api_version
