@@ -102,3 +102,12 @@ def test_typical_messages_are_short(policy: Policy) -> None:
     pod = make_pod(ddtrace="4.1.0", python="3.8", container="api")
     d = judge(pod, policy, mode="warn").decision
     assert d.warnings and all(len(w) <= 200 for w in d.warnings), d.warnings
+
+
+def test_policy_listeners_hear_a_reload(policy: Policy) -> None:
+    store = PolicyStore(policy)
+    heard: list[str] = []
+    store.policy_listeners.append(lambda: heard.append(store.policy.version))
+    store.set_namespace("a", {})  # not a policy change
+    store.set_policy(policy)
+    assert heard == [policy.version]

@@ -178,6 +178,7 @@ def run_cluster(args: argparse.Namespace) -> int:
         )
         if args.audit_interval > 0:
             background.append(lambda: auditor.run(is_leader=elector))
+            store.policy_listeners.append(auditor.wake.set)  # a reloaded policy file re-audits at once
         if args.read_pull_secrets and isinstance(reviewer.images, ImageLookup):
             reviewer.images.pull_secrets = PullSecretReader(client)
         sink = EventSink(client, dropped=metrics.events_dropped)

@@ -7,7 +7,7 @@ locks: the event loop is single-threaded, and writers replace whole values.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -114,11 +114,14 @@ class PolicyStore:
         self.policies_loaded = True
         self.namespaces_loaded = True
         self.generation = 0  # bumped on every change, so caches and the auditor can tell
+        self.policy_listeners: list[Callable[[], None]] = []  # told when the tables change (hot reload)
 
     # writers ----------------------------------------------------------------------------------------
     def set_policy(self, policy: Policy) -> None:
         self.policy = policy
         self.generation += 1
+        for listener in self.policy_listeners:
+            listener()
 
     def set_compatibility_policy(self, name: str, spec: Any) -> None:
         """Store a CompatibilityPolicy; an invalid one is dropped (and logged) rather than half-applied."""
