@@ -96,15 +96,15 @@ class Auditor:
                 meta = obj.get("metadata") or {}
                 owners[(kind, meta.get("namespace", ""), meta.get("name", ""))] = obj
         by_namespace: dict[str, dict[Owner, tuple[str, tuple[Finding, ...]]]] = {}
+
+        async def listed(kind: str, ns: str, name: str) -> Mapping[str, Any] | None:
+            return owners.get((kind, ns, name))
+
         for pod in pods:
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
             meta = pod.get("metadata") or {}
             start = Owner("v1", "Pod", meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
-
-            async def listed(kind: str, ns: str, name: str) -> Mapping[str, Any] | None:
-                return owners.get((kind, ns, name))
-
             owner = await top_owner(start, controller_ref(meta), listed)
             judged = by_namespace.setdefault(owner.namespace, {})
             if owner in judged:

@@ -20,7 +20,7 @@ from .decide import MODES
 from .facts import NotAWorkload, workload_from_object
 from .manifests import InputError, read_documents
 from .policy import CAPABILITY_IDS, PolicyError, load_policy
-from .review import BadReview, ImageLookup, Reviewer
+from .review import BadReview, ImageFactsSource, Reviewer
 from .store import PolicyStore
 
 EXIT_OK, EXIT_DENY, EXIT_USAGE = 0, 1, 2
@@ -173,7 +173,7 @@ def _reviewer(args: argparse.Namespace) -> Reviewer:
     return Reviewer(store, today=(lambda: now) if now else None, images=image_lookup(args))
 
 
-def image_lookup(args: argparse.Namespace) -> ImageLookup | None:
+def image_lookup(args: argparse.Namespace) -> ImageFactsSource | None:
     """The registry lookup the flags ask for; `None` with --offline (image facts absent)."""
     if getattr(args, "offline", True):
         return None

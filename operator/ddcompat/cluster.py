@@ -119,14 +119,14 @@ def build_registry(
             store.delete_namespace(name)
         else:
             store.set_namespace(name, dict(labels or {}))
-        if not store.namespaces_loaded:
+        if not store.synced:
             # kopf calls handlers only after every index is filled from the initial listing:
             # from here on the store holds every CompatibilityPolicy that existed at start.
             for policy_name, specs in policy_index.items():
                 for spec in specs:
                     with contextlib.suppress(InvalidPolicySpec):  # logged by the store
                         store.set_compatibility_policy(policy_name, spec)
-            store.namespaces_loaded = store.policies_loaded = True
+            store.synced = True
             if synced is not None:
                 synced.set()
             logger.info("policy store synced: %d CompatibilityPolicies", len(store.policies))
@@ -146,10 +146,10 @@ def run_cluster(args: argparse.Namespace) -> int:
     store = PolicyStore(
         policy, default_mode=args.mode, exempt_namespaces=(args.namespace, *args.exempt_namespace)
     )
-    store.namespaces_loaded = store.policies_loaded = False
+    store.synced = False
     metrics = Metrics()
     reviewer = Reviewer(store, today=(lambda: args.now) if args.now else None, images=image_lookup(args))
-    webhook = WebhookApp(reviewer, metrics, ready=lambda: store.namespaces_loaded)
+    webhook = WebhookApp(reviewer, metrics, ready=lambda: store.synced)
     reloader = CertReloader(Path(args.tls_cert), Path(args.tls_key), metrics)
     background: list[Callable[[], Any]] = [reloader.run]
     if args.policy_dir:

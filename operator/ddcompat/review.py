@@ -23,7 +23,7 @@ JUDGED_OPERATIONS: Final = ("CREATE", "UPDATE")
 JUDGED_SPEC_KEYS: Final = ("containers", "initContainers", "nodeSelector", "affinity")
 
 # (images, arch) → registry facts by image; the registry module provides it, `None` means offline.
-ImageLookup = Callable[[Workload, Sequence[str]], Awaitable[Mapping[str, ImageFacts]]]
+ImageFactsSource = Callable[[Workload, Sequence[str]], Awaitable[Mapping[str, ImageFacts]]]
 
 
 class BadReview(ValueError):
@@ -66,7 +66,7 @@ class Reviewer:
         self,
         store: PolicyStore,
         today: Callable[[], datetime.date] | None = None,
-        images: ImageLookup | None = None,
+        images: ImageFactsSource | None = None,
     ) -> None:
         self.store = store
         self.today = today or (lambda: datetime.datetime.now(datetime.UTC).date())

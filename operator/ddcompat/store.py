@@ -111,8 +111,7 @@ class PolicyStore:
         self.exempt = frozenset(ALWAYS_EXEMPT + tuple(n for n in exempt_namespaces if n))
         self.policies: dict[str, PolicySpec] = {}
         self.namespace_labels: dict[str, Mapping[str, str]] = {}
-        self.policies_loaded = True
-        self.namespaces_loaded = True
+        self.synced = True  # the cluster clears it until the initial listings are in (readiness)
         self.generation = 0  # bumped on every change, so caches and the auditor can tell
         self.policy_listeners: list[Callable[[], None]] = []  # told when the tables change (hot reload)
 
