@@ -44,38 +44,20 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with running_registry(tmp_path_factory.mktemp("registry")) as (proc, port):
         reg = Registry(f"127.0.0.1:{port}", "http")
         reg.push_image("shop/web", "1.0", **PY314_DDTRACE_2)
-        amd = reg.push_image(
-            "shop/multi",
-            None,
-            env=["PYTHON_VERSION=3.12.1"],
-            labels={"com.datadoghq.ddtrace.version": "4.1.0"},
-            arch="amd64",
-        )
-        arm = reg.push_image(
-            "shop/multi",
-            None,
-            env=["PYTHON_VERSION=3.8.10"],
-            labels={"com.datadoghq.ddtrace.version": "4.1.0"},
-            arch="arm64",
-        )
-        reg.push_index("shop/multi", "oci", [("amd64", None, amd), ("arm64", "v8", arm)])
-        damd = reg.push_image(
-            "shop/dmulti",
-            None,
-            env=["PYTHON_VERSION=3.12.1"],
-            labels={"com.datadoghq.ddtrace.version": "4.1.0"},
-            arch="amd64",
-            docker=True,
-        )
-        darm = reg.push_image(
-            "shop/dmulti",
-            None,
-            env=["PYTHON_VERSION=3.8.10"],
-            labels={"com.datadoghq.ddtrace.version": "4.1.0"},
-            arch="arm64",
-            docker=True,
-        )
-        reg.push_index("shop/dmulti", "list", [("amd64", None, damd), ("arm64", "v8", darm)], docker=True)
+        # the same two-platform image as an OCI index and as a Docker manifest list
+        for repo, tag, docker in (("shop/multi", "oci", False), ("shop/dmulti", "list", True)):
+            entries = []
+            for arch, variant, python in (("amd64", None, "3.12.1"), ("arm64", "v8", "3.8.10")):
+                pushed = reg.push_image(
+                    repo,
+                    None,
+                    env=[f"PYTHON_VERSION={python}"],
+                    labels={"com.datadoghq.ddtrace.version": "4.1.0"},
+                    arch=arch,
+                    docker=docker,
+                )
+                entries.append((arch, variant, pushed))
+            reg.push_index(repo, tag, entries, docker=docker)
         reg.push_image("shop/sidecar", "1", env=["PATH=/bin"])
         yield reg, proc
 
